@@ -28,14 +28,14 @@ type Server struct {
 	Endpoint string
 }
 
-// Start starts a Server for a test, with its data in t.TempDir(), and
+// Start starts a Server for a test (tweaks, if any, adjust its config), with its data in t.TempDir(), and
 // registers its Close in t.Cleanup. It fails the test on error.
 //
 // Call Start before creating clients or proxies for the server so that
 // their cleanups, registered later, run first.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, tweaks ...func(*embed.Config)) *Server {
 	t.Helper()
-	s, stop, err := StartServer(t.TempDir())
+	s, stop, err := StartServer(t.TempDir(), tweaks...)
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
@@ -50,8 +50,12 @@ func Start(t testing.TB) *Server {
 //
 // Close every client of the server before calling stop: the server waits
 // several seconds for open gRPC streams otherwise.
-func StartServer(dir string) (*Server, func(), error) {
-	e, err := embed.StartEtcd(newConfig(dir))
+func StartServer(dir string, tweaks ...func(*embed.Config)) (*Server, func(), error) {
+	cfg := newConfig(dir)
+	for _, tweak := range tweaks {
+		tweak(cfg)
+	}
+	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("start etcd: %w", err)
 	}

@@ -1,0 +1,25 @@
+// Package leasehold runs supervision trees scoped by etcd leases, so that
+// work guarded by a lease or a leadership stops before etcd can expire that
+// lease and let a successor act.
+//
+// A tree is declared with Lease, Election, Supervisor and Service and run
+// with Run:
+//
+//	tree := leasehold.Lease("registry", leasehold.TTL(10*time.Second),
+//		leasehold.Election("election", "/myapp/scheduler",
+//			leasehold.Service("scheduler", scheduler)),
+//		leasehold.Lease("runner",
+//			leasehold.Service("runner", runner)),
+//	)
+//	err := leasehold.Run(ctx, etcdClient, tree)
+//
+// Every lease node owns one suture supervisor per term. Its children run only
+// while the lease is held locally, which is never longer than etcd holds it;
+// teardown starts a stop budget before that and must finish in time, or the
+// overrun policy applies (by default the process exits). A lease is revoked
+// only after its subtree has stopped. Inside a service, TermOf(ctx) gives the
+// enclosing election's fencing token and fenced transactions.
+//
+// The packages below do the work: leases (conservative leases, elections,
+// fencing), supervisor (lease-owned supervisors, stop tracking, snapshots).
+package leasehold

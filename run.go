@@ -1,0 +1,55 @@
+package leasehold
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold/leases"
+	"github.com/leasehold/leasehold/supervisor"
+)
+
+type (
+	// Runtime runs one tree; see supervisor.Runtime.
+	Runtime = supervisor.Runtime
+	// Options configure a Runtime; see supervisor.Options.
+	Options = supervisor.Options
+	// Event is something that happened in a running tree.
+	Event = supervisor.Event
+	// Snapshot is the live state of a tree.
+	Snapshot = supervisor.Snapshot
+	// Overrun describes services that outlived their lease's safe time.
+	Overrun = supervisor.Overrun
+)
+
+// ExitCodeOverrun is the exit status of the default overrun policy.
+const ExitCodeOverrun = supervisor.ExitCodeOverrun
+
+// New validates tree and prepares it to run on client. Nothing starts
+// until Runtime.Run.
+func New(client *clientv3.Client, tree *Node, opts Options) (*Runtime, error) {
+	spec, err := tree.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return supervisor.New(client, spec, opts)
+}
+
+// Run validates tree, runs it until ctx ends, and returns only after
+// everything it started has returned: nil after a stop through ctx, or the
+// error that ended the tree.
+func Run(ctx context.Context, client *clientv3.Client, tree *Node) error {
+	rt, err := New(client, tree, Options{})
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx)
+}
+
+// LeaseOf returns the lease of the nearest lease or election enclosing the
+// service whose context ctx is, or nil.
+func LeaseOf(ctx context.Context) *leases.Lease { return supervisor.LeaseOf(ctx) }
+
+// TermOf returns the term of the nearest enclosing election, whose Token is
+// the fencing token and whose Txn commits only during the term; or nil.
+func TermOf(ctx context.Context) *leases.Term { return supervisor.TermOf(ctx) }

@@ -1,0 +1,161 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/leasehold/leasehold/leases"
+)
+
+// serveLease runs a lease or election node: one term after another, each
+// with a new lease (and, for an election, a won campaign) and a new
+// supervisor, until ctx ends.
+func (n *node) serveLease(ctx context.Context) error {
+	cfg := n.spec.Lease
+	cfg.Clock = n.rt.opts.Clock
+	cfg = cfg.WithDefaults()
+	attempt := 0
+	for ctx.Err() == nil {
+		n.setState(StateAcquiring)
+		lease, err := n.grant(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, leases.ErrTTLRaised) || errors.Is(err, leases.ErrInvalidConfig) {
+				n.rt.fail(err)
+				break
+			}
+			attempt++
+			wait := n.rt.opts.Reacquire.delay(attempt)
+			n.recordErr(err)
+			n.rt.emit(Event{Kind: EventAcquireFailed, Path: n.path, Node: n.spec.Kind, Err: err})
+			n.rt.log.Warn("cannot acquire lease; retrying", "node", n.path, "attempt", attempt, "retry_in", wait, "err", err)
+			sleep(ctx, wait)
+			continue
+		}
+		started := time.Now()
+		lost := n.runTerm(ctx, lease)
+		if !lost {
+			break
+		}
+		// Lost: begin a new term after a backoff that grows while terms keep
+		// ending early.
+		if time.Since(started) > cfg.TTL*3 {
+			attempt = 0
+		}
+		attempt++
+		sleep(ctx, n.rt.opts.Reacquire.delay(attempt))
+	}
+	n.setState(StateStopped)
+	return nil
+}
+
+// grant grants a lease, giving up after the lease's TTL so that an
+// unreachable etcd turns into logged retries rather than a silent hang.
+func (n *node) grant(ctx context.Context, cfg leases.Config) (*leases.Lease, error) {
+	gctx, cancel := context.WithTimeout(ctx, cfg.TTL)
+	defer cancel()
+	return leases.Grant(gctx, n.rt.client, cfg)
+}
+
+func (n *node) recordErr(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.lastErr = err.Error()
+}
+
+// runTerm runs one term under lease: campaign (elections), children, then
+// teardown and revoke. It reports whether the term ended because the lease
+// or the leadership was lost (rather than because ctx ended).
+func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
+	n.mu.Lock()
+	n.mu.term++
+	term := n.mu.term
+	n.mu.lease, n.mu.token = lease, 0
+	n.mu.Unlock()
+	ev := func(kind EventKind, token int64, err error) {
+		n.rt.emit(Event{Kind: kind, Path: n.path, Node: n.spec.Kind, Term: term, LeaseID: lease.ID(), Token: token, Err: err, HeldUntil: lease.HeldUntil()})
+	}
+	ev(EventLeaseGranted, 0, nil)
+	n.rt.log.Debug("lease granted", "node", n.path, "lease_id", int64(lease.ID()), "term", term)
+
+	// The term's context ends when the parent stops this node or the lease
+	// is lost; an election's also when its key goes.
+	termCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	unbind := context.AfterFunc(lease.Ctx(), func() { cancel(context.Cause(lease.Ctx())) })
+	defer unbind()
+
+	var t *leases.Term
+	if n.spec.Kind == KindElection {
+		identity := n.spec.Identity
+		if identity == "" {
+			identity = n.rt.opts.NodeID
+		}
+		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, identity)
+		n.mu.Lock()
+		n.mu.election = el
+		n.mu.Unlock()
+		n.setState(StateCampaigning)
+		ev(EventCampaigning, 0, nil)
+		var err error
+		t, err = el.Campaign(termCtx)
+		if err != nil {
+			lost = ctx.Err() == nil
+			if lost {
+				n.recordErr(err)
+				ev(EventLeaseLost, 0, err)
+			}
+			n.revoke(lease, ev)
+			return lost
+		}
+		defer t.Close()
+		unbindTerm := context.AfterFunc(t.Ctx(), func() { cancel(context.Cause(t.Ctx())) })
+		defer unbindTerm()
+		n.mu.Lock()
+		n.mu.token = t.Token()
+		n.mu.Unlock()
+		ev(EventElected, t.Token(), nil)
+		n.rt.log.Info("elected", "node", n.path, "token", t.Token(), "term", term)
+		n.setState(StateLeading)
+	} else {
+		n.setState(StateHeld)
+	}
+
+	n.runChildren(withLease(termCtx, lease, t), n.currentLeaseFn(), func(cause error) {
+		lost = ctx.Err() == nil
+		n.setState(StateStopping)
+		if lost {
+			n.recordErr(cause)
+			ev(EventLeaseLost, n.tokenOf(t), cause)
+			n.rt.log.Warn("lease lost; stopping its subtree", "node", n.path, "cause", cause, "term", term)
+		}
+	})
+	ev(EventTermStopped, n.tokenOf(t), nil)
+	n.revoke(lease, ev)
+	return lost
+}
+
+func (n *node) tokenOf(t *leases.Term) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.Token()
+}
+
+func (n *node) currentLeaseFn() func() (leaseInfo, bool) { return n.currentLease }
+
+// revoke revokes the lease once its subtree has stopped, so a successor can
+// take over at once. It gives up after the TTL, when etcd has expired the
+// lease anyway.
+func (n *node) revoke(lease *leases.Lease, ev func(EventKind, int64, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), lease.TTL())
+	defer cancel()
+	err := lease.Revoke(ctx)
+	if err != nil {
+		n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", int64(lease.ID()), "err", err)
+	}
+	ev(EventLeaseRevoked, 0, err)
+}

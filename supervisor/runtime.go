@@ -1,0 +1,146 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold/clock"
+)
+
+// Options configure a Runtime. Zero fields take their documented defaults.
+type Options struct {
+	// NodeID identifies this process: the default election identity and the
+	// node field of snapshots. Default: hostname-pid.
+	NodeID string
+	// Logger receives the runtime's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Overrun is applied when services outlive their lease's HeldUntil.
+	// Default: ExitOnOverrun.
+	Overrun OverrunPolicy
+	// OnEvent, if set, receives every Event (see Event for the contract).
+	OnEvent func(Event)
+	// Clock measures lease deadlines. Default: clock.Boot.
+	Clock clock.Clock
+	// Reacquire paces new terms after a lease is lost and retries of a
+	// failed grant. Default: 100ms doubling to 5s.
+	Reacquire Backoff
+}
+
+// ErrAlreadyRun is returned by Run on a Runtime that has been run before.
+var ErrAlreadyRun = errors.New("leasehold: a Runtime runs only once")
+
+// Runtime runs one tree. Create it with New, start it with Run, and read its
+// live state with Snapshot at any time.
+type Runtime struct {
+	client *clientv3.Client
+	opts   Options
+	log    *slog.Logger
+	root   *node
+
+	started atomic.Bool
+	// inflight counts every Serve call of every node that has not returned.
+	inflight sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		fatal  error // the first error that ends the whole run
+		cancel context.CancelCauseFunc
+	}
+}
+
+// New validates the tree and prepares a Runtime for it. Nothing starts
+// until Run.
+func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: the etcd client is nil: pass a connected *clientv3.Client", ErrInvalidTree)
+	}
+	if err := Validate(root); err != nil {
+		return nil, err
+	}
+	if opts.NodeID == "" {
+		host, _ := os.Hostname()
+		opts.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Overrun == nil {
+		opts.Overrun = ExitOnOverrun
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Boot
+	}
+	if opts.Reacquire == (Backoff{}) {
+		opts.Reacquire = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+	}
+	opts.Reacquire = opts.Reacquire.withDefaults()
+	r := &Runtime{client: client, opts: opts, log: opts.Logger}
+	r.root = r.build(root, nil)
+	return r, nil
+}
+
+// NodeID is the runtime's node identity.
+func (r *Runtime) NodeID() string { return r.opts.NodeID }
+
+// Run runs the tree until ctx ends or a fatal error occurs, then stops it,
+// and returns only after every service it started has returned. It returns
+// nil after a stop through ctx, else the fatal error.
+func (r *Runtime) Run(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.mu.cancel = cancel
+	r.mu.Unlock()
+
+	r.root.serveRoot(ctx)
+	r.inflight.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.fatal
+}
+
+// fail ends the whole run with err (the first such error wins).
+func (r *Runtime) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mu.fatal == nil {
+		r.mu.fatal = err
+		r.log.Error("stopping the tree", "err", err)
+	}
+	if r.mu.cancel != nil {
+		r.mu.cancel(err)
+	}
+}
+
+func (r *Runtime) emit(e Event) {
+	if r.opts.OnEvent == nil {
+		return
+	}
+	if e.At == 0 {
+		e.At = r.opts.Clock.Now()
+	}
+	r.opts.OnEvent(e)
+}
+
+// sleep waits for d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,92 @@
+package supervisor
+
+import (
+	"fmt"
+	"time"
+)
+
+// Snapshot is the live state of a tree at one moment. Its JSON form is the
+// schema the debug endpoint serves.
+type Snapshot struct {
+	Node string       `json:"node"`
+	At   time.Time    `json:"at"`
+	Tree NodeSnapshot `json:"tree"`
+}
+
+// NodeSnapshot is one node of a Snapshot. Fields that do not apply to a
+// node's kind are left out of its JSON.
+type NodeSnapshot struct {
+	Name      string         `json:"name"`
+	Path      string         `json:"path"`
+	Kind      Kind           `json:"kind"`
+	State     string         `json:"state"`
+	Since     time.Time      `json:"since"`
+	LastError string         `json:"last_error,omitempty"`
+	Children  []NodeSnapshot `json:"children"`
+
+	// Lease and election nodes.
+	LeaseID     string `json:"lease_id,omitempty"` // hex, as etcdctl prints it
+	TTLMillis   int64  `json:"ttl_ms,omitempty"`
+	HeldUntilMs int64  `json:"held_until_ms,omitempty"` // milliseconds of local safety left; 0 when lost
+	Term        int    `json:"term,omitempty"`
+
+	// Election nodes.
+	Prefix string `json:"prefix,omitempty"`
+	Role   string `json:"role,omitempty"` // leader or candidate
+	Token  int64  `json:"token,omitempty"`
+	Leader string `json:"leader,omitempty"`
+
+	// Services.
+	Restarts int `json:"restarts"`
+}
+
+// Snapshot returns the live state of the tree. It is cheap and safe to call
+// at any time, from any goroutine; it never waits for the tree's work.
+func (r *Runtime) Snapshot() Snapshot {
+	return Snapshot{Node: r.opts.NodeID, At: time.Now(), Tree: r.root.snapshot()}
+}
+
+func (n *node) snapshot() NodeSnapshot {
+	n.mu.Lock()
+	s := NodeSnapshot{
+		Name:      n.spec.Name,
+		Path:      n.path,
+		Kind:      n.spec.Kind,
+		State:     n.mu.state,
+		Since:     n.mu.since,
+		LastError: n.mu.lastErr,
+		Restarts:  n.mu.restarts,
+		Term:      n.mu.term,
+		Children:  []NodeSnapshot{},
+	}
+	lease, election, token := n.mu.lease, n.mu.election, n.mu.token
+	n.mu.Unlock()
+
+	if lease != nil {
+		s.LeaseID = fmt.Sprintf("%x", int64(lease.ID()))
+		s.TTLMillis = lease.TTL().Milliseconds()
+		if lease.Err() == nil {
+			s.HeldUntilMs = max(0, lease.HeldUntil().Sub(n.rt.opts.Clock.Now()).Milliseconds())
+		}
+	}
+	if n.spec.Kind == KindElection {
+		s.Prefix = n.spec.Prefix
+		s.Role = "candidate"
+		if s.State == StateLeading {
+			s.Role, s.Token = "leader", token
+		}
+		if election != nil {
+			s.Leader = election.Leader()
+		}
+		if s.Role == "leader" {
+			s.Leader = n.spec.Identity
+			if s.Leader == "" {
+				s.Leader = n.rt.opts.NodeID
+			}
+		}
+	}
+	for _, c := range n.children {
+		s.Children = append(s.Children, c.snapshot())
+	}
+	return s
+}

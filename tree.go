@@ -1,0 +1,165 @@
+package leasehold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thejerf/suture/v4"
+
+	"github.com/leasehold/leasehold/supervisor"
+)
+
+// Part is a child node or an option of a node; constructors take both, so
+// the shape of a tree in code is the shape it has at run time.
+type Part interface {
+	apply(n *Node)
+}
+
+// Node is a node of a tree, built by Lease, Election, Supervisor or Service.
+type Node struct {
+	spec supervisor.Spec
+	errs []error // options that do not apply to the node's kind
+}
+
+func (n *Node) apply(parent *Node) {
+	if n == nil {
+		parent.spec.Children = append(parent.spec.Children, nil)
+		return
+	}
+	parent.spec.Children = append(parent.spec.Children, &n.spec)
+	parent.errs = append(parent.errs, n.errs...)
+}
+
+func newNode(kind supervisor.Kind, name string, parts []Part) *Node {
+	n := &Node{spec: supervisor.Spec{Kind: kind, Name: name}}
+	for _, p := range parts {
+		if p == nil {
+			n.errs = append(n.errs, fmt.Errorf("%w: %s: a nil part was passed: remove it", supervisor.ErrInvalidTree, name))
+			continue
+		}
+		p.apply(n)
+	}
+	return n
+}
+
+// Lease declares a node that holds an etcd lease; its children run while
+// the lease is held. Options: TTL, RenewInterval, StopBudget, Rho, Guard.
+func Lease(name string, parts ...Part) *Node {
+	return newNode(supervisor.KindLease, name, parts)
+}
+
+// Election declares a lease node that must also lead the election on
+// prefix (etcd's concurrency.Election key layout) before its children start.
+// Options: those of Lease, and Identity.
+func Election(name, prefix string, parts ...Part) *Node {
+	n := newNode(supervisor.KindElection, name, parts)
+	n.spec.Prefix = prefix
+	return n
+}
+
+// Supervisor declares a group of children under the enclosing lease.
+func Supervisor(name string, parts ...Part) *Node {
+	return newNode(supervisor.KindSupervisor, name, parts)
+}
+
+// Service declares a leaf running svc. Its Serve must return once its
+// context ends; see the supervisor package for what "stopped" means.
+// Options: Backoff.
+func Service(name string, svc suture.Service, parts ...Part) *Node {
+	n := newNode(supervisor.KindService, name, parts)
+	n.spec.Service = svc
+	return n
+}
+
+// Func declares a leaf running fn as a service.
+func Func(name string, fn func(ctx context.Context) error, parts ...Part) *Node {
+	var svc suture.Service
+	if fn != nil {
+		svc = funcService{name: name, fn: fn}
+	}
+	return Service(name, svc, parts...)
+}
+
+type funcService struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+func (f funcService) Serve(ctx context.Context) error { return f.fn(ctx) }
+func (f funcService) String() string                  { return f.name }
+
+// option is a Part that sets fields of the node it is passed to.
+type option struct {
+	name  string
+	kinds []supervisor.Kind
+	set   func(*supervisor.Spec)
+}
+
+func (o option) apply(n *Node) {
+	for _, k := range o.kinds {
+		if n.spec.Kind == k {
+			o.set(&n.spec)
+			return
+		}
+	}
+	n.errs = append(n.errs, fmt.Errorf("%w: %s: option %s does not apply to a %s node: move it to a %v node",
+		supervisor.ErrInvalidTree, n.spec.Name, o.name, n.spec.Kind, o.kinds))
+}
+
+var leaseKinds = []supervisor.Kind{supervisor.KindLease, supervisor.KindElection}
+
+// TTL sets a lease's time to live in etcd (whole seconds, at least 2s).
+func TTL(d time.Duration) Part {
+	return option{"TTL", leaseKinds, func(s *supervisor.Spec) { s.Lease.TTL = d }}
+}
+
+// RenewInterval sets the time between renewals (default TTL/3).
+func RenewInterval(d time.Duration) Part {
+	return option{"RenewInterval", leaseKinds, func(s *supervisor.Spec) { s.Lease.RenewInterval = d }}
+}
+
+// StopBudget sets how long the subtree has to stop after the lease is lost
+// locally and before etcd could expire it (default TTL/3).
+func StopBudget(d time.Duration) Part {
+	return option{"StopBudget", leaseKinds, func(s *supervisor.Spec) { s.Lease.StopBudget = d }}
+}
+
+// Rho bounds the clock-rate difference to the etcd leader (default 1e-3).
+func Rho(rho float64) Part {
+	return option{"Rho", leaseKinds, func(s *supervisor.Spec) { s.Lease.Rho = rho }}
+}
+
+// Guard is subtracted from the held time for timer jitter (default 50ms).
+func Guard(d time.Duration) Part {
+	return option{"Guard", leaseKinds, func(s *supervisor.Spec) { s.Lease.Guard = d }}
+}
+
+// Identity sets the value of an election's key, shown as the leader
+// (default: the runtime's node ID).
+func Identity(id string) Part {
+	return option{"Identity", []supervisor.Kind{supervisor.KindElection}, func(s *supervisor.Spec) { s.Identity = id }}
+}
+
+// Backoff sets a service's restart delay: min after the first failure,
+// doubling up to max (defaults 100ms and 10s).
+func Backoff(min, max time.Duration) Part {
+	return option{"Backoff", []supervisor.Kind{supervisor.KindService}, func(s *supervisor.Spec) {
+		s.Backoff = supervisor.Backoff{Min: min, Max: max}
+	}}
+}
+
+// Spec returns the validated specification of the tree rooted at n.
+func (n *Node) Spec() (*supervisor.Spec, error) {
+	if n == nil {
+		return nil, supervisor.Validate(nil)
+	}
+	if len(n.errs) > 0 {
+		return nil, errors.Join(n.errs...)
+	}
+	if err := supervisor.Validate(&n.spec); err != nil {
+		return nil, err
+	}
+	return &n.spec, nil
+}
