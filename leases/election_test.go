@@ -93,18 +93,19 @@ func TestCampaignFailsWhenLeaseEndsWhileWaiting(t *testing.T) {
 	c := srv.Client(t)
 	_, terms1, _ := campaign(t, c, "/elect", "one")
 	<-terms1
+	ctx := testCtx(t)
+	queued := c.Watch(ctx, "/elect/", clientv3.WithPrefix(), clientv3.WithFilterDelete())
 	_, _, errs2 := campaign(t, c, "/elect", "two")
 	// The waiting candidate's lease is revoked behind its back: Campaign
 	// must not return a term once the predecessor goes.
-	ctx := testCtx(t)
-	resp, err := c.Get(ctx, "/elect/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
-	if err != nil || len(resp.Kvs) != 2 {
-		t.Fatalf("queue = %v, %v", resp, err)
+	wr := <-queued
+	if len(wr.Events) != 1 || string(wr.Events[0].Kv.Value) != "two" {
+		t.Fatalf("queued = %v; want the second candidate's key", wr.Events)
 	}
-	if _, err := c.Revoke(ctx, clientv3.LeaseID(resp.Kvs[1].Lease)); err != nil {
+	if _, err := c.Revoke(ctx, clientv3.LeaseID(wr.Events[0].Kv.Lease)); err != nil {
 		t.Fatal(err)
 	}
-	err = <-errs2
+	err := <-errs2
 	if !errors.Is(err, leases.ErrNotFound) && !errors.Is(err, leases.ErrKeyLost) {
 		t.Errorf("Campaign = %v; want the lease or key loss", err)
 	}
