@@ -40,6 +40,6 @@ type Event struct {
 	// election events): for EventLeaseLost, the instant by which the
 	// subtree must have stopped.
 	HeldUntil clock.Time
-	Err     error
-	Stuck   []string // overrun: paths of services that had not returned
+	Err       error
+	Stuck     []string // overrun: paths of services that had not returned
 }

@@ -117,9 +117,9 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		n.mu.Lock()
 		n.mu.token = t.Token()
 		n.mu.Unlock()
+		n.setState(StateLeading)
 		ev(EventElected, t.Token(), nil)
 		n.rt.log.Info("elected", "node", n.path, "token", t.Token(), "term", term)
-		n.setState(StateLeading)
 	} else {
 		n.setState(StateHeld)
 	}

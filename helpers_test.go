@@ -1,0 +1,172 @@
+package leasehold_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/supervisor"
+)
+
+// waitLimit bounds every wait in these tests: far beyond any healthy run,
+// it turns a hang into a failure.
+const waitLimit = 60 * time.Second
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// recorder keeps a runtime's events in the order they happened and lets a
+// test await one.
+type recorder struct {
+	mu      sync.Mutex
+	events  []supervisor.Event
+	changed chan struct{} // closed and replaced on every event
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+
+func (r *recorder) on(e supervisor.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// find returns the index of the nth event (from 1) that matches, or -1 and
+// a channel closed on the next event.
+func (r *recorder) find(nth int, match func(supervisor.Event) bool) (int, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range r.events {
+		if match(e) {
+			if nth--; nth == 0 {
+				return i, nil
+			}
+		}
+	}
+	return -1, r.changed
+}
+
+// wait waits for the first event that matches and returns it with its index.
+func (r *recorder) wait(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
+	t.Helper()
+	return r.waitNth(t, what, 1, match)
+}
+
+// waitNth waits for the nth event (from 1) that matches.
+func (r *recorder) waitNth(t *testing.T, what string, nth int, match func(supervisor.Event) bool) (supervisor.Event, int) {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		i, changed := r.find(nth, match)
+		if i >= 0 {
+			return r.all()[i], i
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("no %s event after %s; events: %v", what, waitLimit, r.all())
+		}
+	}
+}
+
+func (r *recorder) all() []supervisor.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]supervisor.Event(nil), r.events...)
+}
+
+func (r *recorder) count(match func(supervisor.Event) bool) int {
+	n := 0
+	for _, e := range r.all() {
+		if match(e) {
+			n++
+		}
+	}
+	return n
+}
+
+func is(kind supervisor.EventKind, path string) func(supervisor.Event) bool {
+	return func(e supervisor.Event) bool { return e.Kind == kind && e.Path == path }
+}
+
+func isTerm(kind supervisor.EventKind, path string, term int) func(supervisor.Event) bool {
+	return func(e supervisor.Event) bool { return e.Kind == kind && e.Path == path && e.Term == term }
+}
+
+// running is a tree started by start.
+type running struct {
+	rt     *leasehold.Runtime
+	rec    *recorder
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// stop stops the tree and waits for Run to return.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup's stop
+		return err
+	case <-time.After(waitLimit):
+		t.Fatalf("Run did not return %s after its context ended", waitLimit)
+		return nil
+	}
+}
+
+// start runs tree on c until the test ends. Events go to a new recorder
+// (and to opts.OnEvent, if set), and a nil Overrun fails the test.
+func start(t *testing.T, c *clientv3.Client, tree *leasehold.Node, opts leasehold.Options) *running {
+	t.Helper()
+	rec := newRecorder()
+	if also := opts.OnEvent; also != nil {
+		opts.OnEvent = func(e supervisor.Event) { rec.on(e); also(e) }
+	} else {
+		opts.OnEvent = rec.on
+	}
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	if opts.Overrun == nil {
+		opts.Overrun = func(o leasehold.Overrun) { t.Errorf("unexpected overrun: %+v", o) }
+	}
+	rt, err := leasehold.New(c, tree, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{rt: rt, rec: rec, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := r.stop(t); err != nil {
+			t.Errorf("Run = %v; want nil after a stop", err)
+		}
+	})
+	return r
+}
+
+// block is a service body that runs until stopped.
+func block(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitLimit):
+		t.Fatalf("no %s after %s", what, waitLimit)
+		var zero T
+		return zero
+	}
+}

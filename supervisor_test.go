@@ -1,0 +1,333 @@
+package leasehold_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/clock"
+	"github.com/leasehold/leasehold/internal/etcdtest"
+	"github.com/leasehold/leasehold/leases"
+	"github.com/leasehold/leasehold/supervisor"
+)
+
+// short is the lease TTL of these tests: etcd's default minimum.
+var short = leasehold.TTL(2 * time.Second)
+
+// A node cut off from etcd stops every service under its lease before
+// HeldUntil, and HeldUntil comes before etcd deletes the lease's keys.
+func TestPartitionStopsSubtreeBeforeEtcdExpiresLease(t *testing.T) {
+	srv := etcdtest.Start(t)
+	proxy := srv.Proxy(t)
+	observer := srv.Client(t)
+	ctx := context.Background()
+
+	names := []string{"a", "b", "c"}
+	put := make(chan string, len(names))
+	node := proxy.Client(t)
+	svc := func(name string) *leasehold.Node {
+		return leasehold.Func(name, func(ctx context.Context) error {
+			if _, err := node.Put(ctx, "/part/"+name, "up", clientv3.WithLease(leasehold.LeaseOf(ctx).ID())); err != nil {
+				return err
+			}
+			put <- name
+			<-ctx.Done()
+			return nil
+		})
+	}
+	r := start(t, node, leasehold.Lease("node", short, svc("a"), svc("b"), svc("c")), leasehold.Options{})
+	for range names {
+		recv(t, "key put by a service", put)
+	}
+	resp, err := observer.Get(ctx, "/part/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != len(names) {
+		t.Fatalf("keys before the partition: %v, %v", resp, err)
+	}
+	watch := observer.Watch(ctx, "/part/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+
+	proxy.Partition()
+	lost, lostAt := r.rec.wait(t, "lease lost", is(supervisor.EventLeaseLost, "node"))
+	if !errors.Is(lost.Err, leases.ErrExpired) {
+		t.Errorf("lost because %v; want ErrExpired", lost.Err)
+	}
+	deletedAt := clock.Time(0)
+	for deleted := 0; deleted < len(names); {
+		wr := recv(t, "deletion of the lease's keys", watch)
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				if deleted == 0 {
+					deletedAt = clock.Boot.Now()
+				}
+				deleted++
+			}
+		}
+	}
+	// Order: lost < every service returned < HeldUntil < etcd deletes.
+	for _, name := range names {
+		stopped, at := r.rec.wait(t, "service stopped", is(supervisor.EventServiceStopped, "node/"+name))
+		if at < lostAt {
+			t.Errorf("%s stopped before the lease was lost", name)
+		}
+		if !stopped.At.Before(lost.HeldUntil) {
+			t.Errorf("%s returned at %v, not before HeldUntil %v", name, stopped.At, lost.HeldUntil)
+		}
+	}
+	if !lost.HeldUntil.Before(deletedAt) {
+		t.Errorf("HeldUntil %v is not before etcd deleted the keys at %v", lost.HeldUntil, deletedAt)
+	}
+}
+
+// Three candidates: never two leaders' subtrees at once; a graceful stop
+// hands over; tokens grow term over term.
+func TestThreeCandidatesHandOver(t *testing.T) {
+	srv := etcdtest.Start(t)
+	var ledger, most atomic.Int32
+	work := func(ctx context.Context) error {
+		n := ledger.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-ctx.Done()
+		ledger.Add(-1)
+		return nil
+	}
+	type election struct {
+		node  int
+		event supervisor.Event
+	}
+	elected := make(chan election, 3)
+	nodes := make([]*running, 3)
+	for i := range nodes {
+		tree := leasehold.Election("leader", "/three", short, leasehold.Func("work", work))
+		nodes[i] = start(t, srv.Client(t), tree, leasehold.Options{
+			NodeID: fmt.Sprintf("n%d", i),
+			OnEvent: func(e supervisor.Event) {
+				if e.Kind == supervisor.EventElected {
+					elected <- election{i, e}
+				}
+			},
+		})
+	}
+	var tokens []int64
+	for range nodes {
+		next := recv(t, "next leader", elected)
+		leader := nodes[next.node]
+		snap := leader.rt.Snapshot().Tree
+		if snap.Role != "leader" || snap.Token != next.event.Token || snap.Leader != fmt.Sprintf("n%d", next.node) {
+			t.Errorf("snapshot of the leader: role %q token %d leader %q; want leader, %d, n%d",
+				snap.Role, snap.Token, snap.Leader, next.event.Token, next.node)
+		}
+		tokens = append(tokens, next.event.Token)
+		if err := leader.stop(t); err != nil {
+			t.Fatalf("graceful stop: %v", err)
+		}
+	}
+	select {
+	case extra := <-elected:
+		t.Errorf("a stopped node was elected again: %+v", extra)
+	default:
+	}
+	if !slices.IsSorted(tokens) || tokens[0] == tokens[1] || tokens[1] == tokens[2] {
+		t.Errorf("tokens %v; want strictly increasing", tokens)
+	}
+	if got := most.Load(); got != 1 {
+		t.Errorf("at most %d leader subtrees ran at once; want 1", got)
+	}
+}
+
+// Losing the outer lease stops the inner subtree, then the outer services,
+// and only then revokes the outer lease.
+func TestCascadeStopsInnerFirstThenRevokes(t *testing.T) {
+	srv := etcdtest.Start(t)
+	tree := leasehold.Lease("outer", short,
+		leasehold.Func("a", block),
+		leasehold.Lease("inner", short, leasehold.Func("b", block)),
+	)
+	r := start(t, srv.Client(t), tree, leasehold.Options{})
+	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "outer/a"))
+	r.rec.wait(t, "b started", is(supervisor.EventServiceStarted, "outer/inner/b"))
+	granted, _ := r.rec.wait(t, "outer granted", is(supervisor.EventLeaseGranted, "outer"))
+
+	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	r.rec.wait(t, "outer revoked", isTerm(supervisor.EventLeaseRevoked, "outer", 1))
+	order := []func(supervisor.Event) bool{
+		isTerm(supervisor.EventLeaseLost, "outer", 1),
+		is(supervisor.EventServiceStopped, "outer/inner/b"),
+		isTerm(supervisor.EventLeaseRevoked, "outer/inner", 1),
+		is(supervisor.EventServiceStopped, "outer/a"),
+		isTerm(supervisor.EventLeaseRevoked, "outer", 1),
+	}
+	last := -1
+	for i, match := range order {
+		j, _ := r.rec.find(1, match)
+		if j <= last {
+			t.Fatalf("step %d of the cascade is out of order (at %d, after %d); events: %v", i, j, last, r.rec.all())
+		}
+		last = j
+	}
+}
+
+// A service that ignores cancellation triggers the overrun policy no later
+// than HeldUntil.
+func TestOverrunPolicyRunsByHeldUntil(t *testing.T) {
+	srv := etcdtest.Start(t)
+	release := make(chan struct{})
+	overruns := make(chan leasehold.Overrun, 1)
+	var calledAt clock.Time
+	policy := func(o leasehold.Overrun) {
+		calledAt = clock.Boot.Now()
+		overruns <- o
+		close(release)
+	}
+	stubborn := leasehold.Func("stubborn", func(ctx context.Context) error {
+		<-release // ignores ctx
+		return nil
+	})
+	r := start(t, srv.Client(t), leasehold.Lease("l", short, stubborn), leasehold.Options{Overrun: policy})
+	r.rec.wait(t, "started", is(supervisor.EventServiceStarted, "l/stubborn"))
+	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	o := recv(t, "overrun", overruns)
+	if !slices.Equal(o.Stuck, []string{"l/stubborn"}) || o.Path != "l" || o.LeaseID != granted.LeaseID {
+		t.Errorf("overrun = %+v; want l/stubborn stuck under lease l %x", o, granted.LeaseID)
+	}
+	if calledAt.After(o.HeldUntil) {
+		t.Errorf("policy ran at %v, after HeldUntil %v", calledAt, o.HeldUntil)
+	}
+	// The abandoned service is still tracked: it is reported stopped once it returns.
+	r.rec.wait(t, "stubborn returned", is(supervisor.EventServiceStopped, "l/stubborn"))
+}
+
+// After a loss the node takes a new lease and leads again under a new term
+// with a larger token; its services restart under it.
+func TestReacquireAfterLoss(t *testing.T) {
+	srv := etcdtest.Start(t)
+	tokens := make(chan int64, 4)
+	svc := leasehold.Func("svc", func(ctx context.Context) error {
+		tokens <- leasehold.TermOf(ctx).Token()
+		<-ctx.Done()
+		return nil
+	})
+	r := start(t, srv.Client(t), leasehold.Election("e", "/reacquire", short, svc), leasehold.Options{})
+	first, _ := r.rec.wait(t, "elected", isTerm(supervisor.EventElected, "e", 1))
+	if got := recv(t, "service token", tokens); got != first.Token {
+		t.Errorf("service saw token %d; want %d", got, first.Token)
+	}
+	if _, err := srv.Client(t).Revoke(context.Background(), first.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := r.rec.wait(t, "elected again", isTerm(supervisor.EventElected, "e", 2))
+	if second.LeaseID == first.LeaseID || second.Token <= first.Token {
+		t.Errorf("second term lease %x token %d; want a new lease and a token above %d", second.LeaseID, second.Token, first.Token)
+	}
+	if got := recv(t, "service token in term 2", tokens); got != second.Token {
+		t.Errorf("restarted service saw token %d; want %d", got, second.Token)
+	}
+}
+
+// A failing service is restarted with backoff inside its lease; the lease
+// is untouched.
+func TestFailingServiceRestartsInsideLease(t *testing.T) {
+	srv := etcdtest.Start(t)
+	var calls atomic.Int32
+	healthy := make(chan struct{})
+	flaky := leasehold.Func("flaky", func(ctx context.Context) error {
+		if calls.Add(1) <= 3 {
+			return errors.New("boom")
+		}
+		close(healthy)
+		<-ctx.Done()
+		return nil
+	}, leasehold.Backoff(10*time.Millisecond, 40*time.Millisecond))
+	r := start(t, srv.Client(t), leasehold.Lease("l", short, flaky), leasehold.Options{})
+	recv(t, "healthy run", healthy)
+
+	if got := r.rec.count(is(supervisor.EventServiceBackoff, "l/flaky")); got != 3 {
+		t.Errorf("%d backoffs; want 3", got)
+	}
+	if got := r.rec.count(is(supervisor.EventLeaseGranted, "l")); got != 1 {
+		t.Errorf("%d leases granted; want 1: restarts must not touch the lease", got)
+	}
+	if got := r.rec.count(is(supervisor.EventLeaseLost, "l")); got != 0 {
+		t.Errorf("lease lost %d times", got)
+	}
+	snap := r.rt.Snapshot().Tree
+	svc := snap.Children[0]
+	if svc.Restarts != 3 || !strings.Contains(svc.LastError, "boom") || svc.State != supervisor.StateRunning {
+		t.Errorf("snapshot of flaky: %+v; want 3 restarts, last error boom, running", svc)
+	}
+	if snap.State != supervisor.StateHeld || snap.Term != 1 {
+		t.Errorf("snapshot of the lease: state %q term %d; want held, 1", snap.State, snap.Term)
+	}
+}
+
+func TestInvalidTrees(t *testing.T) {
+	svc := leasehold.Func("s", block)
+	for _, tc := range []struct {
+		name string
+		tree *leasehold.Node
+		want string
+	}{
+		{"nil tree", nil, "the tree is nil"},
+		{"empty name", leasehold.Lease("l", leasehold.Func("", block)), "a child of l: Name is empty"},
+		{"duplicate names", leasehold.Lease("l", svc, leasehold.Func("s", block)), `two children are named "s"`},
+		{"nil service", leasehold.Lease("l", leasehold.Service("s", nil)), "l/s: Service is nil"},
+		{"ttl too short", leasehold.Lease("l", leasehold.TTL(time.Second), svc), "l: leases: invalid config: TTL 1s is below"},
+		{"budget too big", leasehold.Lease("l", leasehold.TTL(3*time.Second), leasehold.StopBudget(3*time.Second), svc), "StopBudget 3s does not fit inside TTL 3s"},
+		{"election without prefix", leasehold.Election("e", "", svc), "e: Prefix is empty"},
+		{"service outside a lease", leasehold.Supervisor("g", svc), "g/s: service is not under a lease"},
+		{"option on the wrong kind", leasehold.Lease("l", leasehold.Func("s", block, short)), "option TTL does not apply to a service node"},
+		{"slash in name", leasehold.Lease("a/b", svc), `Name "a/b" contains "/"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := leasehold.New(nil, tc.tree, leasehold.Options{})
+			if !errors.Is(err, supervisor.ErrInvalidTree) {
+				t.Fatalf("New = %v; want ErrInvalidTree", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New = %q; want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// An unreachable etcd gives logged retries with backoff, never a silent
+// hang, and nothing under the lease starts.
+func TestUnreachableEtcdRetries(t *testing.T) {
+	c, err := etcdtest.NewClient("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var started atomic.Bool
+	tree := leasehold.Lease("l", short, leasehold.Func("s", func(ctx context.Context) error {
+		started.Store(true)
+		return block(ctx)
+	}))
+	r := start(t, c, tree, leasehold.Options{Reacquire: supervisor.Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	r.rec.wait(t, "first failure", is(supervisor.EventAcquireFailed, "l"))
+	second, _ := r.rec.waitNth(t, "second failure", 2, is(supervisor.EventAcquireFailed, "l"))
+	if second.Err == nil {
+		t.Error("acquire failure without its error")
+	}
+	if snap := r.rt.Snapshot().Tree; snap.State != supervisor.StateAcquiring || snap.LastError == "" {
+		t.Errorf("snapshot: state %q, last error %q; want acquiring with the error", snap.State, snap.LastError)
+	}
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if started.Load() {
+		t.Error("a service started without a lease")
+	}
+}
