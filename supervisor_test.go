@@ -80,6 +80,8 @@ func TestPartitionStopsSubtreeBeforeEtcdExpiresLease(t *testing.T) {
 			t.Errorf("%s returned at %v, not before HeldUntil %v", name, stopped.At, lost.HeldUntil)
 		}
 	}
+	t.Logf("lease lost at fence; HeldUntil %v after the loss; etcd deleted the keys %v after HeldUntil",
+		lost.HeldUntil.Sub(lost.At), deletedAt.Sub(lost.HeldUntil))
 	if !lost.HeldUntil.Before(deletedAt) {
 		t.Errorf("HeldUntil %v is not before etcd deleted the keys at %v", lost.HeldUntil, deletedAt)
 	}

@@ -65,12 +65,6 @@ func (n *node) setState(state string) {
 	}
 }
 
-func (n *node) state() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.mu.state
-}
-
 // stuck lists the services under n (n included) whose Serve has not returned.
 func (n *node) stuck() []string {
 	n.mu.Lock()
