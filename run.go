@@ -53,3 +53,33 @@ func LeaseOf(ctx context.Context) *leases.Lease { return supervisor.LeaseOf(ctx)
 // TermOf returns the term of the nearest enclosing election, whose Token is
 // the fencing token and whose Txn commits only during the term; or nil.
 func TermOf(ctx context.Context) *leases.Term { return supervisor.TermOf(ctx) }
+
+// Group is the set of children of one node during one term.
+type Group struct{ g *supervisor.Group }
+
+// GroupOf returns the group of the service whose context ctx is: its
+// siblings, to which it can add children at run time; or nil.
+func GroupOf(ctx context.Context) *Group {
+	g := supervisor.GroupOf(ctx)
+	if g == nil {
+		return nil
+	}
+	return &Group{g: g}
+}
+
+// Add validates child and starts it in the group, until Remove or the end
+// of the term. Its name must be unique in the group.
+func (g *Group) Add(child *Node) error {
+	spec, err := child.built()
+	if err != nil {
+		return err
+	}
+	return g.g.Add(spec)
+}
+
+// Remove stops the named child added by Add and returns once it has
+// returned, or when ctx ends first.
+func (g *Group) Remove(ctx context.Context, name string) error { return g.g.Remove(ctx, name) }
+
+// Names lists the children added by Add that are still in the group.
+func (g *Group) Names() []string { return g.g.Names() }

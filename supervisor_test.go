@@ -333,3 +333,93 @@ func TestUnreachableEtcdRetries(t *testing.T) {
 		t.Error("a service started without a lease")
 	}
 }
+
+// Children added at run time run under the lease, show in the snapshot,
+// stop on Remove (which waits for them), and stop with the term.
+func TestDynamicChildren(t *testing.T) {
+	srv := etcdtest.Start(t)
+	groups := make(chan *leasehold.Group, 1)
+	manager := leasehold.Func("manager", func(ctx context.Context) error {
+		groups <- leasehold.GroupOf(ctx)
+		return block(ctx)
+	})
+	r := start(t, srv.Client(t), leasehold.Lease("l", short, manager), leasehold.Options{})
+	g := recv(t, "the manager's group", groups)
+	for _, name := range []string{"unit:a", "unit:b"} {
+		if err := g.Add(leasehold.Func(name, block)); err != nil {
+			t.Fatalf("Add(%s): %v", name, err)
+		}
+	}
+	for _, bad := range []*leasehold.Node{leasehold.Func("unit:a", block), leasehold.Func("", block), leasehold.Func("manager", block)} {
+		if err := g.Add(bad); !errors.Is(err, supervisor.ErrInvalidTree) {
+			t.Errorf("Add of a duplicate or unnamed child = %v; want ErrInvalidTree", err)
+		}
+	}
+	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "l/unit:a"))
+	r.rec.wait(t, "b started", is(supervisor.EventServiceStarted, "l/unit:b"))
+	names := func() []string {
+		var out []string
+		for _, c := range r.rt.Snapshot().Tree.Children {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"manager", "unit:a", "unit:b"}) {
+		t.Errorf("children %v; want manager, unit:a, unit:b", got)
+	}
+	if err := g.Remove(context.Background(), "unit:a"); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := r.rec.find(1, is(supervisor.EventServiceStopped, "l/unit:a")); i < 0 {
+		t.Error("Remove returned before unit:a did")
+	}
+	if got := names(); !slices.Equal(got, []string{"manager", "unit:b"}) {
+		t.Errorf("children after Remove %v; want manager, unit:b", got)
+	}
+	if err := g.Remove(context.Background(), "unit:a"); !errors.Is(err, supervisor.ErrNoChild) {
+		t.Errorf("second Remove = %v; want ErrNoChild", err)
+	}
+	// Losing the lease stops unit:b before the lease is revoked.
+	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	_, revoked := r.rec.wait(t, "revoked", isTerm(supervisor.EventLeaseRevoked, "l", 1))
+	_, stopped := r.rec.wait(t, "b stopped", is(supervisor.EventServiceStopped, "l/unit:b"))
+	if stopped > revoked {
+		t.Error("the lease was revoked before its dynamic child stopped")
+	}
+	if err := g.Add(leasehold.Func("late", block)); !errors.Is(err, supervisor.ErrGroupStopped) {
+		t.Errorf("Add after the term = %v; want ErrGroupStopped", err)
+	}
+}
+
+// A keyed lease holds its key each term; the key's create revision is the
+// term's token.
+func TestKeyedLease(t *testing.T) {
+	srv := etcdtest.Start(t)
+	tokens := make(chan int64, 2)
+	tree := leasehold.Lease("runner", short, leasehold.Key("/runners/n1"), leasehold.Func("s", func(ctx context.Context) error {
+		tokens <- leasehold.TermOf(ctx).Token()
+		return block(ctx)
+	}))
+	r := start(t, srv.Client(t), tree, leasehold.Options{NodeID: "n1"})
+	token := recv(t, "token", tokens)
+	resp, err := srv.Client(t).Get(context.Background(), "/runners/n1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("runner key: %v, %v", resp, err)
+	}
+	if kv := resp.Kvs[0]; kv.CreateRevision != token || string(kv.Value) != "n1" {
+		t.Errorf("key created at %d holding %q; service saw token %d, want n1", kv.CreateRevision, kv.Value, token)
+	}
+	if snap := r.rt.Snapshot().Tree; snap.Key != "/runners/n1" || snap.Token != token {
+		t.Errorf("snapshot key %q token %d; want /runners/n1 %d", snap.Key, snap.Token, token)
+	}
+	// Deleting the key ends the term; the next term holds a new key.
+	if _, err := srv.Client(t).Delete(context.Background(), "/runners/n1"); err != nil {
+		t.Fatal(err)
+	}
+	if next := recv(t, "next token", tokens); next <= token {
+		t.Errorf("next term's token %d; want above %d", next, token)
+	}
+}

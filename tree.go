@@ -136,10 +136,17 @@ func Guard(d time.Duration) Part {
 	return option{"Guard", leaseKinds, func(s *supervisor.Spec) { s.Lease.Guard = d }}
 }
 
-// Identity sets the value of an election's key, shown as the leader
-// (default: the runtime's node ID).
+// Identity sets the value of an election's key, shown as the leader, or of
+// a lease's Key (default: the runtime's node ID).
 func Identity(id string) Part {
-	return option{"Identity", []supervisor.Kind{supervisor.KindElection}, func(s *supervisor.Spec) { s.Identity = id }}
+	return option{"Identity", leaseKinds, func(s *supervisor.Spec) { s.Identity = id }}
+}
+
+// Key makes a lease node hold key under its lease each term, waiting while
+// an earlier lease still holds it. The key's create revision is the term's
+// fencing token, reachable through TermOf like an election's.
+func Key(key string) Part {
+	return option{"Key", []supervisor.Kind{supervisor.KindLease}, func(s *supervisor.Spec) { s.Key = key }}
 }
 
 // Backoff sets a service's restart delay: min after the first failure,
@@ -152,14 +159,23 @@ func Backoff(min, max time.Duration) Part {
 
 // Spec returns the validated specification of the tree rooted at n.
 func (n *Node) Spec() (*supervisor.Spec, error) {
+	spec, err := n.built()
+	if err != nil {
+		return nil, err
+	}
+	if err := supervisor.Validate(spec); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// built returns n's spec, or the errors of its construction.
+func (n *Node) built() (*supervisor.Spec, error) {
 	if n == nil {
 		return nil, supervisor.Validate(nil)
 	}
 	if len(n.errs) > 0 {
 		return nil, errors.Join(n.errs...)
-	}
-	if err := supervisor.Validate(&n.spec); err != nil {
-		return nil, err
 	}
 	return &n.spec, nil
 }

@@ -102,7 +102,7 @@ func (e *Election) Campaign(ctx context.Context) (*Term, error) {
 			}
 			return newTerm(e.client, e.lease, key, token, rev), nil
 		}
-		if err := e.waitDelete(ctx, string(before[0].Key), rev); err != nil {
+		if err := waitDelete(ctx, e.client, string(before[0].Key), rev); err != nil {
 			return nil, fail(err)
 		}
 	}
@@ -111,10 +111,10 @@ func (e *Election) Campaign(ctx context.Context) (*Term, error) {
 // waitDelete waits until key is deleted after revision rev. It watches from
 // rev+1: etcd serves a watch that starts in the future from its synced group
 // at once, instead of catching it up on a 100 ms loop.
-func (e *Election) waitDelete(ctx context.Context, key string, rev int64) error {
+func waitDelete(ctx context.Context, c *clientv3.Client, key string, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for resp := range e.client.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	for resp := range c.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
 		if err := resp.Err(); err != nil {
 			// Compacted or interrupted: the caller reads the queue again.
 			return nil

@@ -146,3 +146,45 @@ func TestFencedTxn(t *testing.T) {
 		t.Errorf("data = %v, %v; want 1 (the stale write must not land)", got.Kvs, err)
 	}
 }
+
+func TestHoldWaitsForThePreviousHolder(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	ctx := testCtx(t)
+	first := grant(t, c, fast)
+	t1, err := leases.Hold(ctx, c, first, "/runners/n1", "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := grant(t, c, fast)
+	held := make(chan *leases.Term, 1)
+	errs := make(chan error, 1)
+	go func() {
+		t2, err := leases.Hold(ctx, c, second, "/runners/n1", "n1")
+		if err != nil {
+			errs <- err
+			return
+		}
+		held <- t2
+	}()
+	select {
+	case <-held:
+		t.Fatal("a second lease holds the key while the first does")
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if err := first.Revoke(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-t1.Done()
+	var t2 *leases.Term
+	select {
+	case t2 = <-held:
+	case err := <-errs:
+		t.Fatal(err)
+	}
+	if t2.Token() <= t1.Token() {
+		t.Errorf("tokens %d then %d; want increasing", t1.Token(), t2.Token())
+	}
+}

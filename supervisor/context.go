@@ -16,8 +16,8 @@ func LeaseOf(ctx context.Context) *leases.Lease {
 	return l
 }
 
-// TermOf returns the term of the nearest enclosing election: its fencing
-// token and fenced transactions. It is nil outside an election.
+// TermOf returns the term of the nearest enclosing election or keyed lease:
+// its fencing token and fenced transactions. It is nil when there is none.
 func TermOf(ctx context.Context) *leases.Term {
 	t, _ := ctx.Value(termKey{}).(*leases.Term)
 	return t

@@ -30,19 +30,21 @@ func (r *Runtime) sutureSpec() suture.Spec {
 // waited for until the enclosing lease's HeldUntil. onStop, if set, is
 // called with the cause as soon as ctx ends, before any child stops.
 func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool), onStop func(error)) {
-	sup := suture.New(n.path, n.rt.sutureSpec())
+	g := &Group{n: n, sup: suture.New(n.path, n.rt.sutureSpec())}
+	g.ctx = context.WithValue(ctx, groupKey{}, g)
+	g.mu.kids = make(map[string]*dynamicChild)
 	var subtrees, services []*child
 	for _, cn := range n.children {
-		c := newChild(cn, ctx)
+		c := newChild(cn, g.ctx)
 		if cn.spec.Kind == KindService {
 			services = append(services, c)
 		} else {
 			subtrees = append(subtrees, c)
 		}
-		sup.Add(c)
+		g.sup.Add(c)
 	}
 	supCtx, supCancel := context.WithCancel(context.WithoutCancel(ctx))
-	supDone := sup.ServeBackground(supCtx)
+	supDone := g.sup.ServeBackground(supCtx)
 
 	var supErr error
 	select {
@@ -59,12 +61,23 @@ func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool
 	if onStop != nil {
 		onStop(cause)
 	}
+	// From here Add fails; the dynamic children stop with the declared ones.
+	for _, d := range g.close() {
+		if d.c.n.spec.Kind == KindService {
+			services = append(services, d.c)
+		} else {
+			subtrees = append(subtrees, d.c)
+		}
+	}
 	n.stopAll(subtrees, cause, deadline)
 	n.stopAll(services, cause, deadline)
 	supCancel()
 	if supDone != nil {
 		<-supDone
 	}
+	n.mu.Lock()
+	n.mu.dynamic = nil
+	n.mu.Unlock()
 }
 
 // stopAll stops children together and waits until each has returned, or

@@ -90,11 +90,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 
 	var t *leases.Term
 	if n.spec.Kind == KindElection {
-		identity := n.spec.Identity
-		if identity == "" {
-			identity = n.rt.opts.NodeID
-		}
-		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, identity)
+		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, n.identity())
 		n.mu.Lock()
 		n.mu.election = el
 		n.mu.Unlock()
@@ -121,6 +117,25 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		ev(EventElected, t.Token(), nil)
 		n.rt.log.Info("elected", "node", n.path, "token", t.Token(), "term", term)
 	} else {
+		if n.spec.Key != "" {
+			var err error
+			t, err = leases.Hold(termCtx, n.rt.client, lease, n.spec.Key, n.identity())
+			if err != nil {
+				lost = ctx.Err() == nil
+				if lost {
+					n.recordErr(err)
+					ev(EventLeaseLost, 0, err)
+				}
+				n.revoke(lease, ev)
+				return lost
+			}
+			defer t.Close()
+			unbindTerm := context.AfterFunc(t.Ctx(), func() { cancel(context.Cause(t.Ctx())) })
+			defer unbindTerm()
+			n.mu.Lock()
+			n.mu.token = t.Token()
+			n.mu.Unlock()
+		}
 		n.setState(StateHeld)
 	}
 
@@ -136,6 +151,13 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	ev(EventTermStopped, n.tokenOf(t), nil)
 	n.revoke(lease, ev)
 	return lost
+}
+
+func (n *node) identity() string {
+	if n.spec.Identity != "" {
+		return n.spec.Identity
+	}
+	return n.rt.opts.NodeID
 }
 
 func (n *node) tokenOf(t *leases.Term) int64 {

@@ -41,7 +41,17 @@ type node struct {
 		lease    *leases.Lease
 		election *leases.Election
 		token    int64
+		// dynamic holds the children added at run time by Group.Add, in
+		// the order they were added; they live for one term.
+		dynamic []*node
 	}
+}
+
+// allChildren is the node's declared children followed by its dynamic ones.
+func (n *node) allChildren() []*node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append(append([]*node(nil), n.children...), n.mu.dynamic...)
 }
 
 func (r *Runtime) build(s *Spec, parent *node) *node {
@@ -77,7 +87,7 @@ func (n *node) stuck() []string {
 		return nil
 	}
 	var out []string
-	for _, c := range n.children {
+	for _, c := range n.allChildren() {
 		out = append(out, c.stuck()...)
 	}
 	return out

@@ -32,8 +32,9 @@ type NodeSnapshot struct {
 
 	// Election nodes.
 	Prefix string `json:"prefix,omitempty"`
+	Key    string `json:"key,omitempty"` // a keyed lease's key
 	Role   string `json:"role,omitempty"` // leader or candidate
-	Token  int64  `json:"token,omitempty"`
+	Token  int64  `json:"token,omitempty"` // also of a keyed lease
 	Leader string `json:"leader,omitempty"`
 
 	// Services.
@@ -79,13 +80,15 @@ func (n *node) snapshot() NodeSnapshot {
 			s.Leader = election.Leader()
 		}
 		if s.Role == "leader" {
-			s.Leader = n.spec.Identity
-			if s.Leader == "" {
-				s.Leader = n.rt.opts.NodeID
-			}
+			s.Leader = n.identity()
+		}
+	} else if n.spec.Key != "" {
+		s.Key = n.spec.Key
+		if s.State == StateHeld {
+			s.Token = token
 		}
 	}
-	for _, c := range n.children {
+	for _, c := range n.allChildren() {
 		s.Children = append(s.Children, c.snapshot())
 	}
 	return s

@@ -42,9 +42,13 @@ type Spec struct {
 	// Prefix is the election's key prefix (KindElection only), as given to
 	// `etcdctl elect`.
 	Prefix string
-	// Identity is the value of the election key, shown as the leader.
-	// Default: the runtime's node ID.
+	// Identity is the value of the election key, shown as the leader, or
+	// of a lease node's Key. Default: the runtime's node ID.
 	Identity string
+	// Key, for a KindLease node, is a key the node holds under its lease
+	// each term (see leases.Hold): its create revision is the term's
+	// fencing token, and services see the term through TermOf.
+	Key string
 	// Backoff paces the restarts of a failing service. Zero fields default.
 	Backoff Backoff
 }
@@ -120,6 +124,12 @@ func validate(s *Spec, parent string, leased bool) error {
 		}
 		fallthrough
 	case KindLease:
+		if s.Kind == KindLease && s.Prefix != "" {
+			return bad("Prefix is set on a lease: only elections have a prefix")
+		}
+		if s.Kind == KindElection && s.Key != "" {
+			return bad("Key is set on an election: its key is prefix/leaseID")
+		}
 		if err := s.Lease.Validate(); err != nil {
 			return bad("%v", err)
 		}
