@@ -32,8 +32,8 @@ type NodeSnapshot struct {
 
 	// Election nodes.
 	Prefix string `json:"prefix,omitempty"`
-	Key    string `json:"key,omitempty"` // a keyed lease's key
-	Role   string `json:"role,omitempty"` // leader or candidate
+	Key    string `json:"key,omitempty"`   // a keyed lease's key
+	Role   string `json:"role,omitempty"`  // leader or candidate
 	Token  int64  `json:"token,omitempty"` // also of a keyed lease
 	Leader string `json:"leader,omitempty"`
 
