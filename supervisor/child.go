@@ -79,7 +79,7 @@ func (c *child) Serve(supCtx context.Context) error {
 		err = errReturned
 	}
 	if errors.Is(err, suture.ErrDoNotRestart) || errors.Is(err, suture.ErrTerminateSupervisorTree) {
-		c.n.setState(StateFailed)
+		// end recorded the outcome; suture forgets the child.
 		return err
 	}
 	if time.Since(started) > c.n.spec.Backoff.withDefaults().Max {
@@ -122,15 +122,24 @@ func (c *child) end(idle chan struct{}, err error) {
 	stopped := c.ctx.Err() != nil
 	c.n.mu.Lock()
 	c.n.mu.running--
-	if err != nil && !stopped {
+	if err != nil && !stopped && err != suture.ErrDoNotRestart {
 		c.n.mu.lastErr = err.Error()
 	}
 	c.n.mu.Unlock()
 	if c.n.spec.Kind == KindService {
-		if stopped {
+		switch {
+		case stopped:
 			c.n.setState(StateStopped)
 			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService, Err: err})
-		} else {
+		case err == suture.ErrDoNotRestart:
+			// Done for good, by its own choice (a finished unit of work).
+			c.n.setState(StateStopped)
+			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService})
+		case errors.Is(err, suture.ErrDoNotRestart), errors.Is(err, suture.ErrTerminateSupervisorTree):
+			c.n.setState(StateFailed)
+			c.n.rt.emit(Event{Kind: EventServiceFailed, Path: c.n.path, Node: KindService, Err: err})
+			c.n.rt.log.Warn("service failed; not restarting", "service", c.n.path, "err", err)
+		default:
 			c.n.setState(StateFailed)
 			c.n.rt.emit(Event{Kind: EventServiceFailed, Path: c.n.path, Node: KindService, Err: err})
 			c.n.rt.log.Warn("service failed; restarting", "service", c.n.path, "err", err)

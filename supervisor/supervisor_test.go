@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -126,19 +127,25 @@ func TestPanicIsRestarted(t *testing.T) {
 	}
 }
 
-// A service returning ErrDoNotRestart stays down, shown as failed, while its
-// siblings and lease go on.
+// A service returning an error wrapping ErrDoNotRestart stays down, shown as
+// failed, while its siblings and lease go on; one returning ErrDoNotRestart
+// itself is done, shown as stopped.
 func TestDoNotRestart(t *testing.T) {
 	srv := etcdtest.Start(t)
 	rt, ev, stop := run(t, srv, lease("l",
-		service("once", func(context.Context) error { return suture.ErrDoNotRestart }),
+		service("once", func(context.Context) error { return fmt.Errorf("bad config: %w", suture.ErrDoNotRestart) }),
+		service("done", func(context.Context) error { return suture.ErrDoNotRestart }),
 		service("steady", func(ctx context.Context) error { <-ctx.Done(); return nil }),
 	))
 	ev.await(t, EventServiceFailed, "l/once")
+	ev.await(t, EventServiceStopped, "l/done")
 	ev.await(t, EventServiceStarted, "l/steady")
 	tree := rt.Snapshot().Tree
-	if tree.Children[0].State != StateFailed || tree.State != StateHeld {
-		t.Errorf("states: once %q, lease %q; want failed, held", tree.Children[0].State, tree.State)
+	if tree.Children[0].State != StateFailed || tree.Children[1].State != StateStopped || tree.State != StateHeld {
+		t.Errorf("states: once %q, done %q, lease %q; want failed, stopped, held", tree.Children[0].State, tree.Children[1].State, tree.State)
+	}
+	if tree.Children[1].LastError != "" || tree.Children[1].Restarts != 0 {
+		t.Errorf("done: %+v; want no error and no restart", tree.Children[1])
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run = %v", err)
