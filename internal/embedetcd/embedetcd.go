@@ -1,0 +1,62 @@
+// Package embedetcd starts the single-member etcd that the scheduler binary
+// runs when no --endpoints are given, so that it works on a fresh machine
+// with no flags. Unlike internal/etcdtest it keeps etcd's production
+// settings (fsync on, default election timing): its data is meant to last.
+package embedetcd
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Server is a running embedded etcd.
+type Server struct {
+	etcd *embed.Etcd
+	// ClientURL is where clients (and other scheduler nodes) connect.
+	ClientURL string
+}
+
+// Start starts etcd with its data in dir, serving clients on clientURL and
+// peers on peerURL (both should be loopback unless the operator means
+// otherwise). It waits until the server is ready.
+func Start(dir, clientURL, peerURL string) (*Server, error) {
+	cu, err := url.Parse(clientURL)
+	if err != nil {
+		return nil, fmt.Errorf("client URL %q: %w", clientURL, err)
+	}
+	pu, err := url.Parse(peerURL)
+	if err != nil {
+		return nil, fmt.Errorf("peer URL %q: %w", peerURL, err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = "leasehold"
+	cfg.Dir = dir
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd (data in %s, clients on %s): %w", dir, clientURL, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("start embedded etcd: not ready after 60s")
+	}
+	return &Server{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// Close stops the server; close its clients first, or it waits for their
+// streams for several seconds.
+func (s *Server) Close() { s.etcd.Close() }
+
