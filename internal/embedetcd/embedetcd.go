@@ -59,4 +59,3 @@ func Start(dir, clientURL, peerURL string) (*Server, error) {
 // Close stops the server; close its clients first, or it waits for their
 // streams for several seconds.
 func (s *Server) Close() { s.etcd.Close() }
-
