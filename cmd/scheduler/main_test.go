@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/leasehold/leasehold/internal/etcdtest"
+)
+
+// The test binary doubles as the scheduler binary (and so as its own guard)
+// when mainEnv is set, so end-to-end tests need no separate build.
+const mainEnv = "SCHEDULER_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// Bad flags, an unreadable or invalid tasks file and an unreachable etcd
+// give one clear line each and a non-zero exit, and start nothing.
+func TestBadInputFailsWithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	invalid := dir + "/invalid.yaml"
+	if err := os.WriteFile(invalid, []byte("tasks: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	allBad := dir + "/bad.yaml"
+	if err := os.WriteFile(allBad, []byte("tasks:\n  - name: x\n    schedule: nonsense\n    command: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
+		{"short ttl", []string{"--ttl", "1s"}, exitUsage, "--ttl 1s: use whole seconds, at least 2s"},
+		{"bad log format", []string{"--log-format", "xml"}, exitUsage, `--log-format "xml": use text or json`},
+		{"cert without key", []string{"--cert", "c.pem"}, exitUsage, "--cert and --key go together"},
+		{"public debug address", []string{"--debug-addr", "0.0.0.0:7070"}, exitUsage, "is not a loopback address"},
+		{"missing tasks file", []string{"--tasks", dir + "/nope.yaml"}, exitUsage, "nope.yaml"},
+		{"invalid tasks file", []string{"--tasks", invalid}, exitUsage, "--tasks"},
+		{"no valid task", []string{"--tasks", allBad, "--log-format", "json"}, exitUsage, "no valid task"},
+		{"unreachable etcd", []string{"--endpoints", "http://127.0.0.1:1", "--debug-addr", "", "--log-format", "json"}, exitFailure, "cannot reach etcd at http://127.0.0.1:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d; want %d (stderr %q)", code, tc.code, stderr.String())
+			}
+			lines := nonLogLines(stderr.String())
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr lines %q; want one line containing %q", lines, tc.want)
+			}
+		})
+	}
+}
+
+// nonLogLines drops JSON log records (such as rejected tasks, which are
+// logged as they are found) and flag usage text.
+func nonLogLines(s string) []string {
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.HasPrefix(line, "{") || strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "Usage") || line == "" {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+var _ = etcdtest.Start

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/internal/embedetcd"
+	"github.com/leasehold/leasehold/services/guard"
+	"github.com/leasehold/leasehold/services/scheduler"
+	"github.com/leasehold/leasehold/services/tasks"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // etcd unreachable, a fatal tree error
+	exitUsage   = 2 // bad flags or tasks file
+	exitForced  = 130
+)
+
+type options struct {
+	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr string
+	logFormat, logLevel                                      string
+	cacert, cert, key, user, password                        string
+	ttl, grace                                               time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	host, _ := os.Hostname()
+	o := &options{}
+	fs := flag.NewFlagSet("scheduler", flag.ContinueOnError)
+	// Errors are reported by the caller in one line; -h prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&o.endpoints, "endpoints", "", "etcd endpoints, comma separated; when empty, start an embedded single-node etcd on 127.0.0.1:2379")
+	fs.StringVar(&o.dataDir, "data-dir", "leasehold.etcd", "data directory of the embedded etcd (only without --endpoints)")
+	fs.StringVar(&o.nodeID, "node-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's identity, unique in the cluster")
+	fs.StringVar(&o.prefix, "prefix", "/leasehold", "etcd key prefix of the scheduler's keys")
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "TTL of the node's leases (whole seconds, at least 2s)")
+	fs.DurationVar(&o.grace, "grace", 2*time.Second, "how late a slot may start before it counts as missed (see a task's missed:)")
+	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
+	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (loopback); empty disables it")
+	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.cacert, "cacert", "", "verify etcd's certificate with this CA bundle (etcdctl's flag)")
+	fs.StringVar(&o.cert, "cert", "", "client certificate for etcd TLS (etcdctl's flag)")
+	fs.StringVar(&o.key, "key", "", "client key for etcd TLS (etcdctl's flag)")
+	fs.StringVar(&o.user, "user", "", "etcd user, as name or name:password (etcdctl's flag)")
+	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "usage: scheduler [flags]")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, fmt.Errorf("%v (see -h)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
+	}
+	switch {
+	case o.logFormat != "" && o.logFormat != "text" && o.logFormat != "json":
+		return nil, fmt.Errorf("--log-format %q: use text or json", o.logFormat)
+	case o.nodeID == "" || strings.Contains(o.nodeID, "/"):
+		return nil, fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
+	case (o.cert == "") != (o.key == ""):
+		return nil, errors.New("--cert and --key go together: give both or neither")
+	case o.grace <= 0:
+		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
+	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
+		return nil, fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
+	}
+	if o.debugAddr != "" {
+		host, _, err := net.SplitHostPort(o.debugAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: the debug endpoint serves loopback only", o.debugAddr)
+		}
+	}
+	return o, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "guard" {
+		return guard.Main(args[1:])
+	}
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
+	taskList := tasks.Examples()
+	if o.tasksFile != "" {
+		valid, problems, err := tasks.Load(o.tasksFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler: --tasks:", err)
+			return exitUsage
+		}
+		for _, p := range problems {
+			log.Error("task rejected; the valid tasks still run", "err", p)
+		}
+		if len(valid) == 0 {
+			fmt.Fprintf(stderr, "scheduler: --tasks %s: no valid task\n", o.tasksFile)
+			return exitUsage
+		}
+		taskList = valid
+	}
+
+	sigs := watchSignals(log)
+	defer sigs.release()
+	ctx := sigs.ctx
+
+	endpoints := strings.Split(o.endpoints, ",")
+	embedded := o.endpoints == ""
+	if embedded {
+		srv, err := embedetcd.Start(o.dataDir, "http://127.0.0.1:2379", "http://127.0.0.1:2380")
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler:", err, "(is another node running? join it with --endpoints http://127.0.0.1:2379)")
+			return exitFailure
+		}
+		defer srv.Close()
+		endpoints = []string{srv.ClientURL}
+		log.Info("embedded etcd ready: start more nodes with --endpoints "+srv.ClientURL, "data_dir", o.dataDir)
+	}
+	client, err := newClient(o, endpoints)
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
+	defer client.Close()
+	if err := ping(ctx, client); err != nil {
+		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
+		return exitFailure
+	}
+
+	layout := scheduler.NewLayout(o.prefix)
+	tree := scheduler.Tree(scheduler.Config{
+		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
+		// The guard is this very binary (/proc/self/exe), run as "guard".
+		Guard:  guard.Spec{Args: []string{"guard"}},
+		Output: func(task string) io.Writer { return scheduler.LogWriter(log, task) },
+	})
+	rt, err := leasehold.New(client, tree, leasehold.Options{NodeID: o.nodeID, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
+	if o.debugAddr != "" {
+		closeDebug, err := serveDebug(o.debugAddr, rt, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
+			return exitFailure
+		}
+		defer closeDebug()
+	}
+	names := make([]string, len(taskList))
+	for i, t := range taskList {
+		names[i] = t.Name + " (" + t.Schedule + ")"
+	}
+	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
+	err = rt.Run(ctx)
+	close(sigs.stopped)
+	if err != nil {
+		log.Error("stopped", "err", err)
+		return exitFailure
+	}
+	log.Info("stopped")
+	if embedded {
+		keepServing(sigs, client, layout, log)
+	}
+	return exitOK
+}
+
+// keepServing keeps the embedded etcd up after this node stopped while
+// other nodes still use it, so stopping the first node of a demo cluster
+// hands over instead of taking the cluster down.
+func keepServing(sigs *signals, client *clientv3.Client, layout scheduler.Layout, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := client.Get(ctx, layout.Node(""), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count == 0 {
+		return
+	}
+	log.Info("the embedded etcd keeps serving the other nodes; signal again to stop it", "nodes", resp.Count)
+	<-sigs.again
+}
+
+// signals turns SIGINT and SIGTERM into a graceful stop: the first ends the
+// returned context; a second one exits at once, unless the tree has already
+// stopped (afterStop), when it closes again instead.
+type signals struct {
+	ctx     context.Context
+	again   chan struct{} // closed by a second signal after the tree stopped
+	stopped chan struct{} // closed when the tree has stopped
+	release func()
+}
+
+func watchSignals(log *slog.Logger) *signals {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &signals{ctx: ctx, again: make(chan struct{}), stopped: make(chan struct{})}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case got := <-sig:
+			log.Info("stopping gracefully: units stop, then leases are revoked; signal again to force", "signal", got.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-sig:
+			select {
+			case <-s.stopped:
+				close(s.again)
+			default:
+				log.Error("forced exit")
+				os.Exit(exitForced)
+			}
+		case <-done:
+		}
+	}()
+	s.release = func() {
+		signal.Stop(sig)
+		close(done)
+		cancel()
+	}
+	return s
+}
+
+func newClient(o *options, endpoints []string) (*clientv3.Client, error) {
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if o.user != "" {
+		name, password, found := strings.Cut(o.user, ":")
+		if !found {
+			password = o.password
+		}
+		cfg.Username, cfg.Password = name, password
+	}
+	if o.cacert != "" || o.cert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.cacert != "" {
+			pem, err := os.ReadFile(o.cacert)
+			if err != nil {
+				return nil, fmt.Errorf("--cacert: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
+			}
+		}
+		if o.cert != "" {
+			pair, err := tls.LoadX509KeyPair(o.cert, o.key)
+			if err != nil {
+				return nil, fmt.Errorf("--cert/--key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		cfg.TLS = tc
+	}
+	return clientv3.New(cfg)
+}
+
+// ping checks that etcd answers (and that the credentials work) before
+// anything starts.
+func ping(ctx context.Context, c *clientv3.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := c.Get(ctx, "leasehold-ping", clientv3.WithCountOnly())
+	return err
+}
+
+// serveDebug serves the live tree as JSON, read-only.
+func serveDebug(addr string, rt *leasehold.Runtime, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/tree.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		writeJSON(w, rt.Snapshot())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug endpoint stopped", "err", err)
+		}
+	}()
+	log.Info("debug endpoint: http://" + ln.Addr().String() + "/debug/tree.json")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

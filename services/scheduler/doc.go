@@ -1,0 +1,26 @@
+// Package scheduler is a distributed task scheduler built on leasehold: a
+// cluster-wide cron that never runs a slot twice at once. Every node runs
+// the same tree:
+//
+//	registry            lease    the node's membership key
+//	├── election        election leadership for the scheduler
+//	│   └── scheduler   service  assigns due task runs to live runners (leader only)
+//	└── runner          lease    the node's runner key; owns its assignments
+//	    ├── assignments service  watches this runner's assignments
+//	    └── unit:<task>:<slot>   one service per assigned run, added and removed dynamically
+//
+// The leader computes due slots, picks a live runner (least loaded first),
+// and records the run and the assignment in one transaction fenced by its
+// election term. A runner starts a unit per assignment made to its current
+// runner term; the unit runs the command under a guard process (package
+// guard) whose deadline is the runner lease's HeldUntil, so the command dies
+// before the lease can expire even if the runner is paused or killed. The
+// unit reports completion in a transaction fenced by the runner term and by
+// the assignment's revision. When a runner's key disappears, the leader
+// reassigns its unfinished runs as new attempts: by then the runner's lease
+// has expired or been revoked, so its units have stopped.
+//
+// Key layout under the prefix P (see Layout): P/nodes/<node>,
+// P/leader/<lease id>, P/runners/<node>, P/assign/<node>/<task>/<slot>,
+// P/runs/<task>/<slot>, P/schedule/<task>.
+package scheduler
