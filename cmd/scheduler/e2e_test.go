@@ -106,12 +106,23 @@ func countDone(t *testing.T, c *clientv3.Client) int {
 	return n
 }
 
-// mark is one line a command printed: what (start, tick, end), the slot, the
-// attempt, the node and the wall time in ns (one machine, one clock).
+// mark is one line a command printed: what (start, tick, end), the task and
+// slot, the attempt, the node and the wall time in ns (one machine, one
+// clock).
 type mark struct {
-	what, slot, node string
-	attempt          int
-	at               int64
+	what, run, node string // run is task/slot
+	attempt         int
+	at              int64
+}
+
+// command prints marks to out: a start, a tick every 100ms for ticks
+// ticks, and an end.
+func command(out string, ticks int) string {
+	mark := func(what string) string {
+		return `echo "` + what + ` $LEASEHOLD_TASK/$LEASEHOLD_SLOT $LEASEHOLD_ATTEMPT $LEASEHOLD_NODE $(date +%s%N)" >> ` + out
+	}
+	return mark("start") + `; i=0; while [ $i -lt ` + strconv.Itoa(ticks) + ` ]; do ` + mark("tick") +
+		`; sleep 0.1; i=$((i+1)); done; ` + mark("end")
 }
 
 // Three scheduler processes share one etcd; the leader is killed with
@@ -132,12 +143,13 @@ func TestClusterSurvivesKillAndPause(t *testing.T) {
 	}
 	out := dir + "/marks"
 	tasksFile := dir + "/tasks.yaml"
-	// Each run prints ticks for about 1.5s, so runs are often in flight
-	// when faults hit.
-	body := `echo "start $LEASEHOLD_SLOT $LEASEHOLD_ATTEMPT $LEASEHOLD_NODE $(date +%s%N)" >> ` + out + `; ` +
-		`for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo "tick $LEASEHOLD_SLOT $LEASEHOLD_ATTEMPT $LEASEHOLD_NODE $(date +%s%N)" >> ` + out + `; sleep 0.1; done; ` +
-		`echo "end $LEASEHOLD_SLOT $LEASEHOLD_ATTEMPT $LEASEHOLD_NODE $(date +%s%N)" >> ` + out
-	yaml := fmt.Sprintf("tasks:\n  - name: tick\n    schedule: \"@every 1s\"\n    command: '%s'\n    retries: 5\n", strings.ReplaceAll(body, "'", "''"))
+	// tick runs every second for about 1.5s, so runs are often in flight
+	// when faults hit; long runs for 6s, so the paused node is caught
+	// running one.
+	yaml := fmt.Sprintf("tasks:\n"+
+		"  - name: tick\n    schedule: \"@every 1s\"\n    command: '%s'\n    retries: 5\n"+
+		"  - name: long\n    schedule: \"@every 3s\"\n    command: '%s'\n    retries: 5\n",
+		command(out, 15), command(out, 60))
 	if err := os.WriteFile(tasksFile, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -183,16 +195,12 @@ func TestClusterSurvivesKillAndPause(t *testing.T) {
 	before := countDone(t, c)
 	poll(t, "runs after the failover", func() bool { return countDone(t, c) >= before+3 })
 
-	// SIGSTOP a node that is running a unit, past its TTL.
-	var paused string
-	poll(t, "a node with an assignment", func() bool {
-		for id := range nodes {
-			if id == killed {
-				continue
-			}
-			resp, err := c.Get(ctx, e2ePrefix+"/assign/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-			if err == nil && resp.Count > 0 {
-				paused = id
+	// SIGSTOP a node while it runs a long command, past its TTL.
+	var paused, caught string // caught: the long run it was running
+	poll(t, "a node running a long command", func() bool {
+		for _, r := range running(readMarks(t, out)) {
+			if strings.HasPrefix(r.run, "long/") && r.node != killed {
+				paused, caught = r.node, r.run+" "+strconv.Itoa(r.attempt)
 				return true
 			}
 		}
@@ -250,7 +258,43 @@ func TestClusterSurvivesKillAndPause(t *testing.T) {
 	}
 	cancel()
 
-	checkRecords(t, c, readMarks(t, out), paused, goneAt, cutoff)
+	marks := readMarks(t, out)
+	// The guard killed the caught command before the paused runner's key
+	// expired: it never printed its end, nor anything after that moment.
+	var last int64
+	for _, m := range marks {
+		if m.run+" "+strconv.Itoa(m.attempt) == caught {
+			if m.what == "end" {
+				t.Errorf("%s ran to its end on the paused node", caught)
+			}
+			last = max(last, m.at)
+		}
+	}
+	if last >= goneAt {
+		t.Errorf("%s printed at %d, not before the paused runner's key expired at %d", caught, last, goneAt)
+	}
+	t.Logf("paused %s while it ran %s: its last mark came %s before the runner key expired",
+		paused, caught, time.Duration(goneAt-last))
+	checkRecords(t, c, marks, paused, goneAt, cutoff)
+}
+
+// running lists the attempts that have started and not ended.
+func running(marks []mark) []mark {
+	open := map[string]mark{}
+	for _, m := range marks {
+		key := m.run + " " + strconv.Itoa(m.attempt)
+		switch m.what {
+		case "start":
+			open[key] = m
+		case "end":
+			delete(open, key)
+		}
+	}
+	out := make([]mark, 0, len(open))
+	for _, m := range open {
+		out = append(out, m)
+	}
+	return out
 }
 
 func readMarks(t *testing.T, path string) []mark {
@@ -265,11 +309,11 @@ func readMarks(t *testing.T, path string) []mark {
 	for s.Scan() {
 		f := strings.Fields(s.Text())
 		if len(f) != 5 {
-			t.Fatalf("bad mark %q", s.Text())
+			continue // a line still being written
 		}
 		attempt, _ := strconv.Atoi(f[2])
 		at, _ := strconv.ParseInt(f[4], 10, 64)
-		marks = append(marks, mark{what: f[0], slot: f[1], attempt: attempt, node: f[3], at: at})
+		marks = append(marks, mark{what: f[0], run: f[1], attempt: attempt, node: f[3], at: at})
 	}
 	return marks
 }
@@ -284,23 +328,32 @@ func checkRecords(t *testing.T, c *clientv3.Client, marks []mark, paused string,
 	}
 	slots := map[string]map[int]*attempt{}
 	for _, m := range marks {
-		if slots[m.slot] == nil {
-			slots[m.slot] = map[int]*attempt{}
+		if slots[m.run] == nil {
+			slots[m.run] = map[int]*attempt{}
 		}
-		a := slots[m.slot][m.attempt]
+		a := slots[m.run][m.attempt]
 		if a == nil {
 			a = &attempt{node: m.node, start: m.at}
-			slots[m.slot][m.attempt] = a
+			slots[m.run][m.attempt] = a
 		}
 		if a.node != m.node {
-			t.Errorf("slot %s attempt %d ran on %s and %s", m.slot, m.attempt, a.node, m.node)
+			t.Errorf("%s attempt %d ran on %s and %s", m.run, m.attempt, a.node, m.node)
 		}
 		a.last = max(a.last, m.at)
 		a.ended = a.ended || m.what == "end"
 	}
 	records := runs(t, c)
+	recordOf := func(run string) (scheduler.Run, bool) {
+		task, slot, _ := strings.Cut(run, "/")
+		s, err := time.Parse(time.RFC3339, slot)
+		if err != nil {
+			t.Fatalf("run %q: %v", run, err)
+		}
+		r, ok := records[e2ePrefix+"/runs/"+task+"/"+s.UTC().Format("20060102T150405Z")]
+		return r, ok
+	}
 	// None twice at the same time, none after it completed.
-	for slot, attempts := range slots {
+	for run, attempts := range slots {
 		var order []int
 		for n := range attempts {
 			order = append(order, n)
@@ -309,46 +362,49 @@ func checkRecords(t *testing.T, c *clientv3.Client, marks []mark, paused string,
 		for i := 1; i < len(order); i++ {
 			prev, next := attempts[order[i-1]], attempts[order[i]]
 			if next.start <= prev.last {
-				t.Errorf("slot %s: attempt %d started at %d while attempt %d was still printing at %d", slot, order[i], next.start, order[i-1], prev.last)
+				t.Errorf("%s: attempt %d started at %d while attempt %d was still printing at %d", run, order[i], next.start, order[i-1], prev.last)
 			}
-		}
-		s, err := time.Parse(time.RFC3339, slot)
-		if err != nil {
-			t.Fatal(err)
 		}
 		// Completed means recorded done: no later attempt may start. (An
 		// attempt whose node died between its command's end and its
 		// report is not completed; it runs again: at-least-once.)
-		if r, ok := records[e2ePrefix+"/runs/tick/"+s.UTC().Format("20060102T150405Z")]; ok && r.State == scheduler.StateDone {
+		if r, ok := recordOf(run); ok && r.State == scheduler.StateDone {
 			if last := order[len(order)-1]; last > r.Attempt {
-				t.Errorf("slot %s: attempt %d ran after attempt %d completed", slot, last, r.Attempt)
+				t.Errorf("%s: attempt %d ran after attempt %d completed", run, last, r.Attempt)
 			}
 		}
-		// The paused runner's command died before its runner key expired.
+		// No command on the paused runner outlived its runner key.
 		for n, a := range attempts {
 			if a.node == paused && a.last > pausedGoneAt && a.start < pausedGoneAt {
-				t.Errorf("slot %s attempt %d on the paused node printed at %d, after its runner key expired at %d", slot, n, a.last, pausedGoneAt)
+				t.Errorf("%s attempt %d on the paused node printed at %d, after its runner key expired at %d", run, n, a.last, pausedGoneAt)
 			}
 		}
 	}
-	// Every due slot ran: each second from the first slot to the cutoff has
-	// a run, done by an attempt whose command output ends.
-	var first time.Time
-	for _, r := range records {
-		if first.IsZero() || r.Slot.Before(first) {
-			first = r.Slot
+	// Every due slot ran: each slot of each task from its first run to the
+	// cutoff has a run, done by an attempt whose command output ends.
+	for task, period := range map[string]time.Duration{"tick": time.Second, "long": 3 * time.Second} {
+		var first time.Time
+		for _, r := range records {
+			if r.Task == task && (first.IsZero() || r.Slot.Before(first)) {
+				first = r.Slot
+			}
 		}
-	}
-	for s := first; !s.After(cutoff); s = s.Add(time.Second) {
-		r, ok := records[e2ePrefix+"/runs/tick/"+s.UTC().Format("20060102T150405Z")]
-		switch {
-		case !ok:
-			t.Errorf("slot %s has no run", s.Format(time.RFC3339))
-		case r.State != scheduler.StateDone:
-			t.Errorf("slot %s ended %s after %d attempts (%s)", s.Format(time.RFC3339), r.State, r.Attempt, r.Reason)
-		default:
-			if a := slots[s.UTC().Format(time.RFC3339)][r.Attempt]; a == nil || !a.ended {
-				t.Errorf("slot %s is recorded done by attempt %d, whose command output does not end", s.Format(time.RFC3339), r.Attempt)
+		if first.IsZero() {
+			t.Errorf("task %s never ran", task)
+			continue
+		}
+		for s := first; !s.After(cutoff); s = s.Add(period) {
+			run := task + "/" + s.UTC().Format(time.RFC3339)
+			r, ok := recordOf(run)
+			switch {
+			case !ok:
+				t.Errorf("%s has no run", run)
+			case r.State != scheduler.StateDone:
+				t.Errorf("%s ended %s after %d attempts (%s)", run, r.State, r.Attempt, r.Reason)
+			default:
+				if a := slots[run][r.Attempt]; a == nil || !a.ended {
+					t.Errorf("%s is recorded done by attempt %d, whose command output does not end", run, r.Attempt)
+				}
 			}
 		}
 	}
@@ -358,7 +414,7 @@ func checkRecords(t *testing.T, c *clientv3.Client, marks []mark, paused string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithCancel(context.Background())
+	wctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	history := c.Watch(wctx, e2ePrefix+"/assign/", clientv3.WithPrefix(), clientv3.WithRev(1), clientv3.WithFilterDelete())
 	for wr := range history {
@@ -376,5 +432,8 @@ func checkRecords(t *testing.T, c *clientv3.Client, marks []mark, paused string,
 			break
 		}
 	}
-	t.Logf("%d runs from %s to the cutoff %s; %d command marks", len(records), first.Format(time.TimeOnly), cutoff.Format(time.TimeOnly), len(marks))
+	if wctx.Err() != nil {
+		t.Error("the assignment history could not be read to its end")
+	}
+	t.Logf("%d runs up to the cutoff %s; %d command marks; last leader token %d", len(records), cutoff.Format(time.TimeOnly), len(marks), lastToken)
 }
