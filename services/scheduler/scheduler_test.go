@@ -1,0 +1,149 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+
+	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/internal/etcdtest"
+	"github.com/leasehold/leasehold/services/tasks"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestPickLeastLoaded(t *testing.T) {
+	slot := time.Unix(1_700_000_000, 0)
+	v := &view{runners: map[string]int64{"a": 1, "b": 2, "c": 3}, load: map[string]int{"a": 2, "b": 0, "c": 1}}
+	if got, ok := pick(v, "t", slot, ""); !ok || got != "b" {
+		t.Errorf("pick = %q, %v; want b, the least loaded", got, ok)
+	}
+	if got, _ := pick(v, "t", slot, "b"); got != "c" {
+		t.Errorf("pick avoiding b = %q; want c", got)
+	}
+	only := &view{runners: map[string]int64{"a": 1}, load: map[string]int{}}
+	if got, ok := pick(only, "t", slot, "a"); !ok || got != "a" {
+		t.Errorf("pick with only the avoided runner = %q, %v; want a", got, ok)
+	}
+	if _, ok := pick(&view{runners: map[string]int64{}}, "t", slot, ""); ok {
+		t.Error("pick with no runner succeeded")
+	}
+}
+
+func mustTask(t *testing.T, yaml string) []*tasks.Task {
+	t.Helper()
+	valid, problems, err := tasks.Parse([]byte(yaml))
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("tasks: %v %v", err, problems)
+	}
+	return valid
+}
+
+// runnerKey registers a runner as a node would: its key under a lease.
+func runnerKey(t *testing.T, c *clientv3.Client, l Layout, node string) (clientv3.LeaseID, int64) {
+	t.Helper()
+	ctx := context.Background()
+	lease, err := c.Grant(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Put(ctx, l.Runner(node), node, clientv3.WithLease(lease.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KeepAlive(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	return lease.ID, resp.Header.Revision
+}
+
+// nextAssignment waits for the next assignment put under runner's prefix.
+func nextAssignment(t *testing.T, w clientv3.WatchChan) Assignment {
+	t.Helper()
+	for {
+		select {
+		case wr := <-w:
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypePut {
+					var a Assignment
+					if err := json.Unmarshal(ev.Kv.Value, &a); err != nil {
+						t.Fatal(err)
+					}
+					return a
+				}
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no assignment")
+		}
+	}
+}
+
+// The leader assigns due slots to live runners, fenced and stamped with
+// its token, and reassigns a gone runner's runs as new attempts.
+func TestLeaderAssignsAndReassigns(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	layout := NewLayout("/sched-test")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	firstLease, firstToken := runnerKey(t, c, layout, "r1")
+	toR1 := c.Watch(ctx, layout.Assignments("r1"), clientv3.WithPrefix())
+	toR2 := c.Watch(ctx, layout.Assignments("r2"), clientv3.WithPrefix())
+
+	s := &Scheduler{Client: c, Layout: layout, Log: quiet, Tick: 50 * time.Millisecond,
+		Tasks: mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"true\"\n    retries: 1\n")}
+	rt, err := leasehold.New(c, leasehold.Election("e", layout.Leader(), leasehold.TTL(2*time.Second), leasehold.Service("scheduler", s)),
+		leasehold.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	a := nextAssignment(t, toR1)
+	if a.Runner != "r1" || a.RunnerToken != firstToken || a.Attempt != 1 || a.LeaderToken == 0 {
+		t.Errorf("assignment = %+v; want attempt 1 to r1's term %d with a leader token", a, firstToken)
+	}
+	// r1 goes away; r2 appears: r1's open runs move to r2 as attempt 2.
+	_, secondToken := runnerKey(t, c, layout, "r2")
+	if _, err := c.Revoke(ctx, firstLease); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		b := nextAssignment(t, toR2)
+		if b.Attempt == 2 && b.Task == a.Task && b.Slot.Equal(a.Slot) {
+			if b.RunnerToken != secondToken {
+				t.Errorf("reassignment to r2 carries runner token %d; want %d", b.RunnerToken, secondToken)
+			}
+			break
+		}
+	}
+	resp, err := c.Get(ctx, layout.Run(a.Task, a.Slot))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("run record: %v %v", resp, err)
+	}
+	var r Run
+	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.State != StateAssigned || r.Runner != "r2" || r.Attempt != 2 {
+		t.Errorf("run = %+v; want assigned to r2, attempt 2", r)
+	}
+	if n, err := c.Get(ctx, layout.Assign("r1", a.Task, a.Slot), clientv3.WithCountOnly()); err != nil || n.Count != 0 {
+		t.Errorf("r1's assignment is still there: %v %v", n, err)
+	}
+	if !strings.HasPrefix(layout.Run("t", a.Slot), "/sched-test/runs/t/") {
+		t.Errorf("run key %q", layout.Run("t", a.Slot))
+	}
+}
