@@ -29,6 +29,9 @@ type NodeSnapshot struct {
 	TTLMillis   int64  `json:"ttl_ms,omitempty"`
 	HeldUntilMs int64  `json:"held_until_ms,omitempty"` // milliseconds of local safety left; 0 when lost
 	Term        int    `json:"term,omitempty"`
+	Renewals    int64  `json:"renewals,omitempty"`         // acknowledged renewals of the current lease
+	RenewalFail int64  `json:"renewal_failures,omitempty"` // its renewal streams that broke or stalled
+	Held        bool   `json:"held,omitempty"`             // the current lease is held
 
 	// Election nodes.
 	Prefix string `json:"prefix,omitempty"`
@@ -68,7 +71,9 @@ func (n *node) snapshot() NodeSnapshot {
 		s.TTLMillis = lease.TTL().Milliseconds()
 		if lease.Err() == nil {
 			s.HeldUntilMs = max(0, lease.HeldUntil().Sub(n.rt.opts.Clock.Now()).Milliseconds())
+			s.Held = true
 		}
+		s.Renewals, s.RenewalFail = lease.Renewals(), lease.Failures()
 	}
 	if n.spec.Kind == KindElection {
 		s.Prefix = n.spec.Prefix
