@@ -199,7 +199,10 @@ func TestClusterSurvivesKillAndPause(t *testing.T) {
 	var paused, caught string // caught: the long run it was running
 	poll(t, "a node running a long command", func() bool {
 		for _, r := range running(readMarks(t, out)) {
-			if strings.HasPrefix(r.run, "long/") && r.node != killed {
+			// Started under 2s ago, it has 4s left: more than a runner
+			// lease's safe time (under 2s with a 2s TTL), so only its
+			// guard can end it before the runner key expires.
+			if strings.HasPrefix(r.run, "long/") && r.node != killed && time.Now().UnixNano()-r.at < int64(2*time.Second) {
 				paused, caught = r.node, r.run+" "+strconv.Itoa(r.attempt)
 				return true
 			}
