@@ -22,6 +22,20 @@ type (
 	Overrun = supervisor.Overrun
 )
 
+// The restart strategies and types (see Strategy and Restart).
+const (
+	OneForOne  = supervisor.OneForOne
+	OneForAll  = supervisor.OneForAll
+	RestForOne = supervisor.RestForOne
+	Permanent  = supervisor.Permanent
+	Transient  = supervisor.Transient
+	Temporary  = supervisor.Temporary
+)
+
+// Ready tells an Ordered parent that the service whose context ctx is has
+// finished starting, so its next sibling may start (see AwaitReady).
+func Ready(ctx context.Context) { supervisor.Ready(ctx) }
+
 // ExitCodeOverrun is the exit status of the default overrun policy.
 const ExitCodeOverrun = supervisor.ExitCodeOverrun
 

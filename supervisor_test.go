@@ -291,6 +291,11 @@ func TestInvalidTrees(t *testing.T) {
 		{"service outside a lease", leasehold.Supervisor("g", svc), "g/s: service is not under a lease"},
 		{"option on the wrong kind", leasehold.Lease("l", leasehold.Func("s", block, short)), "option TTL does not apply to a service node"},
 		{"slash in name", leasehold.Lease("a/b", svc), `Name "a/b" contains "/"`},
+		{"shutdowns beyond the budget", leasehold.Lease("l", leasehold.TTL(3*time.Second), leasehold.Ordered(),
+			leasehold.Func("a", block, leasehold.Shutdown(800*time.Millisecond)), leasehold.Func("b", block, leasehold.Shutdown(800*time.Millisecond))),
+			"StopBudget 1s cannot fit the children's Shutdown timeouts (a 800ms + b 800ms = 1.6s)"},
+		{"unknown strategy", leasehold.Lease("l", leasehold.Strategy("all_for_none"), svc), `Strategy "all_for_none" is unknown`},
+		{"unknown restart type", leasehold.Lease("l", leasehold.Func("s", block, leasehold.Restart("sometimes"))), `Restart "sometimes" is unknown`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := leasehold.New(nil, tc.tree, leasehold.Options{})

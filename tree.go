@@ -149,12 +149,56 @@ func Key(key string) Part {
 	return option{"Key", []supervisor.Kind{supervisor.KindLease}, func(s *supervisor.Spec) { s.Key = key }}
 }
 
-// Backoff sets a service's restart delay: min after the first failure,
+// Backoff sets a child's restart delay: min after the first failure,
 // doubling up to max (defaults 100ms and 10s).
 func Backoff(min, max time.Duration) Part {
-	return option{"Backoff", []supervisor.Kind{supervisor.KindService}, func(s *supervisor.Spec) {
+	return option{"Backoff", allKinds, func(s *supervisor.Spec) {
 		s.Backoff = supervisor.Backoff{Min: min, Max: max}
 	}}
+}
+
+var groupKinds = []supervisor.Kind{supervisor.KindLease, supervisor.KindElection, supervisor.KindSupervisor}
+
+var allKinds = append([]supervisor.Kind{supervisor.KindService}, groupKinds...)
+
+// Strategy sets which siblings restart when a child fails: one_for_one
+// (the default), one_for_all or rest_for_one, as in OTP.
+func Strategy(s supervisor.Strategy) Part {
+	return option{"Strategy", groupKinds, func(sp *supervisor.Spec) { sp.Strategy = s }}
+}
+
+// Intensity sets how many restarts a node's children may make within period
+// before the node gives up and escalates (default 5 in 10s; a negative max
+// means no limit). Under a lease that gives the lease up; an election
+// resigns so a healthy peer can lead.
+func Intensity(max int, period time.Duration) Part {
+	return option{"Intensity", groupKinds, func(sp *supervisor.Spec) {
+		sp.Intensity = supervisor.Intensity{MaxRestarts: max, Period: period}
+	}}
+}
+
+// Ordered starts a node's children one at a time in declaration order and
+// stops them one at a time in reverse order, as OTP does.
+func Ordered() Part {
+	return option{"Ordered", groupKinds, func(sp *supervisor.Spec) { sp.Ordered = true }}
+}
+
+// Restart sets when a child that returned on its own restarts: permanent
+// (the default), transient (only after an error) or temporary (never).
+func Restart(r supervisor.RestartType) Part {
+	return option{"Restart", allKinds, func(sp *supervisor.Spec) { sp.Restart = r }}
+}
+
+// Shutdown sets how long a child has to return once asked to stop, before
+// the overrun policy applies (default: until the lease's deadline).
+func Shutdown(d time.Duration) Part {
+	return option{"Shutdown", allKinds, func(sp *supervisor.Spec) { sp.Shutdown = d }}
+}
+
+// AwaitReady makes an Ordered parent start the next sibling only once this
+// child has called Ready.
+func AwaitReady() Part {
+	return option{"AwaitReady", allKinds, func(sp *supervisor.Spec) { sp.AwaitReady = true }}
 }
 
 // Spec returns the validated specification of the tree rooted at n.

@@ -15,93 +15,156 @@ import (
 var errStopped = errors.New("leasehold: stopped by its parent")
 
 // errReturned marks a service whose Serve returned nil without being asked
-// to stop; suture restarts it like a failure.
+// to stop.
 var errReturned = errors.New("leasehold: Serve returned without being stopped")
 
-// child is one node as a suture.Service within one term of its parent. It
-// runs the node under a context that only the parent's teardown cancels, so
-// the parent decides the stop order, and it tracks every Serve call until it
-// has returned, which suture does not.
+type childKey struct{}
+
+// child is one node as a suture.Service within one term of its parent's
+// group. suture runs it (one goroutine, one Serve call); the child itself
+// loops over the node's runs, so that restarts follow the group's strategy,
+// the child's restart type and the group's intensity, and it tracks every
+// run until it has returned, which suture does not.
 type child struct {
-	n    *node
+	n *node
+	g *Group
+	// ctx ends only by the group's teardown or by removal: the parent
+	// decides the stop order.
 	ctx  context.Context
 	stop context.CancelCauseFunc
 
 	// failures counts consecutive failures for the restart backoff; only
-	// Serve touches it, and suture never runs two Serve calls of one service
-	// at once.
+	// the Serve loop touches it.
 	failures int
 
 	mu struct {
 		sync.Mutex
-		running bool
-		idle    chan struct{} // closed when the current Serve call returns
+		running   bool
+		idle      chan struct{}           // closed when the current run returns
+		runCancel context.CancelCauseFunc // stops the current run only
+		ready     bool                    // running and, if AwaitReady, has called Ready
+		done      bool                    // ended for good (temporary, transient success, ErrDoNotRestart)
 	}
 }
 
-// newChild prepares n to run with the values of parent but a cancellation of
-// its own.
-func newChild(n *node, parent context.Context) *child {
-	c := &child{n: n}
-	c.ctx, c.stop = context.WithCancelCause(context.WithoutCancel(parent))
+func newChild(n *node, g *Group) *child {
+	c := &child{n: n, g: g}
+	c.ctx, c.stop = context.WithCancelCause(context.WithoutCancel(g.ctx))
 	return c
 }
 
 func (c *child) String() string { return c.n.path }
 
-// Serve implements suture.Service. Once the parent has stopped the child it
-// only waits for suture to let go, so suture never restarts it.
-func (c *child) Serve(supCtx context.Context) error {
-	// suture cancels supCtx only after the parent's teardown, or when it
-	// gives up on the tree; either way the child must stop too.
-	unbind := context.AfterFunc(supCtx, func() { c.stop(errStopped) })
-	defer unbind()
-
-	if c.failures > 0 {
-		wait := c.n.spec.Backoff.withDefaults().delay(c.failures)
-		c.n.setState(StateBackoff)
-		c.n.rt.emit(Event{Kind: EventServiceBackoff, Path: c.n.path, Node: c.n.spec.Kind})
-		sleep(c.ctx, wait)
+// Ready marks the service whose context ctx is as ready, letting an Ordered
+// group start its next sibling. It does nothing outside a tree.
+func Ready(ctx context.Context) {
+	if c, ok := ctx.Value(childKey{}).(*child); ok {
+		c.mu.Lock()
+		ready := c.mu.running && !c.mu.ready
+		c.mu.ready = c.mu.ready || c.mu.running
+		c.mu.Unlock()
+		if ready {
+			c.g.notify()
+		}
 	}
-	idle, ok := c.begin()
-	if !ok {
-		<-supCtx.Done()
-		return nil
-	}
-	started := time.Now()
-	err := c.invoke()
-	c.end(idle, err)
-	if c.ctx.Err() != nil {
-		<-supCtx.Done()
-		return nil
-	}
-	if err == nil {
-		err = errReturned
-	}
-	if errors.Is(err, suture.ErrDoNotRestart) || errors.Is(err, suture.ErrTerminateSupervisorTree) {
-		// end recorded the outcome; suture forgets the child.
-		return err
-	}
-	if time.Since(started) > c.n.spec.Backoff.withDefaults().Max {
-		c.failures = 0
-	}
-	c.failures++
-	c.n.mu.Lock()
-	c.n.mu.restarts++
-	c.n.mu.Unlock()
-	return err
 }
 
-// begin marks a Serve call in flight, unless the child is already stopped.
-// Checking under the lock means that once stop is called and the child is
-// idle, no new call can start.
-func (c *child) begin() (chan struct{}, bool) {
+// Serve implements suture.Service: it runs the node until the group stops
+// it, restarting it as the group's rules say.
+func (c *child) Serve(supCtx context.Context) error {
+	// suture cancels supCtx only after the group's teardown, or when the
+	// child is removed; either way the child must stop too.
+	unbind := context.AfterFunc(supCtx, func() { c.stop(errStopped) })
+	defer unbind()
+	for {
+		if c.failures > 0 {
+			c.n.setState(StateBackoff)
+			c.n.rt.emit(Event{Kind: EventServiceBackoff, Path: c.n.path, Node: c.n.spec.Kind})
+			sleep(c.ctx, c.n.spec.Backoff.withDefaults().delay(c.failures))
+		}
+		if !c.g.awaitTurn(c) {
+			break
+		}
+		runCtx, idle, ok := c.begin()
+		if !ok {
+			break
+		}
+		started := time.Now()
+		err := c.invoke(runCtx)
+		regroup := c.end(idle, runCtx, err)
+		if c.ctx.Err() != nil {
+			break
+		}
+		if regroup {
+			continue // restarted with a failed sibling: no backoff, no count
+		}
+		if !c.restarts(err) {
+			c.finish(err)
+			if c.g.dynamic(c) {
+				return suture.ErrDoNotRestart // suture forgets it; Remove still works
+			}
+			break
+		}
+		if time.Since(started) > c.n.spec.Backoff.withDefaults().Max {
+			c.failures = 0
+		}
+		c.failures++
+		c.n.mu.Lock()
+		c.n.mu.restarts++
+		c.n.mu.Unlock()
+		if !c.g.failed(c, err) {
+			break // the group escalated and is stopping
+		}
+	}
+	<-supCtx.Done()
+	return nil
+}
+
+// restarts applies the restart type to a run that ended on its own.
+func (c *child) restarts(err error) bool {
+	if errors.Is(err, suture.ErrDoNotRestart) || errors.Is(err, suture.ErrTerminateSupervisorTree) {
+		return false
+	}
+	switch c.n.spec.Restart {
+	case Temporary:
+		return false
+	case Transient:
+		return err != nil && !errors.Is(err, errReturned)
+	}
+	return true
+}
+
+// finish records a child that ended for good.
+func (c *child) finish(err error) {
+	c.mu.Lock()
+	c.mu.done = true
+	c.mu.Unlock()
+	c.g.notify()
+	failed := err != nil && err != suture.ErrDoNotRestart && !errors.Is(err, errReturned)
+	if c.n.spec.Kind == KindService {
+		if failed {
+			c.n.setState(StateFailed)
+		} else {
+			c.n.setState(StateStopped)
+		}
+	}
+	if failed {
+		c.n.rt.log.Warn("child failed; not restarting", "child", c.n.path, "err", err)
+	}
+}
+
+// begin starts a run, unless the child is already stopped. Checking under
+// the lock means that once stop is called and the child is idle, no new run
+// can start.
+func (c *child) begin() (context.Context, chan struct{}, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx.Err() != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	c.mu.running = true
+	runCtx, cancel := context.WithCancelCause(context.WithValue(c.ctx, childKey{}, c))
+	c.mu.running, c.mu.runCancel = true, cancel
+	c.mu.ready = !c.n.spec.AwaitReady
 	c.mu.idle = make(chan struct{})
 	c.n.rt.inflight.Add(1)
 	c.n.mu.Lock()
@@ -111,59 +174,85 @@ func (c *child) begin() (chan struct{}, bool) {
 		c.n.setState(StateRunning)
 		c.n.rt.emit(Event{Kind: EventServiceStarted, Path: c.n.path, Node: KindService})
 	}
-	return c.mu.idle, true
+	if c.mu.ready {
+		defer c.g.notify()
+	}
+	return runCtx, c.mu.idle, true
 }
 
-func (c *child) end(idle chan struct{}, err error) {
+// end records the end of a run and reports whether it was stopped for a
+// group restart.
+func (c *child) end(idle chan struct{}, runCtx context.Context, err error) bool {
 	// The child's lock orders this against halt, so the node's state ends at
 	// stopped, never at a late "stopping".
 	c.mu.Lock()
+	defer c.g.notify()
 	defer c.mu.Unlock()
+	c.mu.runCancel(nil)
 	stopped := c.ctx.Err() != nil
+	regroup := !stopped && errors.Is(context.Cause(runCtx), errGroupRestart)
+	if err == nil && !stopped && !regroup {
+		err = errReturned
+	}
 	c.n.mu.Lock()
 	c.n.mu.running--
-	if err != nil && !stopped && err != suture.ErrDoNotRestart {
+	if err != nil && !stopped && !regroup && err != suture.ErrDoNotRestart {
 		c.n.mu.lastErr = err.Error()
 	}
 	c.n.mu.Unlock()
 	if c.n.spec.Kind == KindService {
 		switch {
-		case stopped:
+		case stopped || regroup:
 			c.n.setState(StateStopped)
-			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService, Err: err})
+			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService, Err: context.Cause(runCtx)})
 		case err == suture.ErrDoNotRestart:
 			// Done for good, by its own choice (a finished unit of work).
 			c.n.setState(StateStopped)
 			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService})
-		case errors.Is(err, suture.ErrDoNotRestart), errors.Is(err, suture.ErrTerminateSupervisorTree):
-			c.n.setState(StateFailed)
-			c.n.rt.emit(Event{Kind: EventServiceFailed, Path: c.n.path, Node: KindService, Err: err})
-			c.n.rt.log.Warn("service failed; not restarting", "service", c.n.path, "err", err)
 		default:
 			c.n.setState(StateFailed)
 			c.n.rt.emit(Event{Kind: EventServiceFailed, Path: c.n.path, Node: KindService, Err: err})
-			c.n.rt.log.Warn("service failed; restarting", "service", c.n.path, "err", err)
+			if c.restarts(err) {
+				c.n.rt.log.Warn("service failed; restarting", "service", c.n.path, "err", err)
+			}
 		}
 	}
-	c.mu.running = false
+	c.mu.running, c.mu.ready = false, false
 	close(idle)
 	c.n.rt.inflight.Done()
+	return regroup
 }
 
 // invoke runs the node once, turning a panic into an error so that it is
-// recorded and the service restarted like any failure.
-func (c *child) invoke() (err error) {
+// recorded and the child restarted like any failure.
+func (c *child) invoke(ctx context.Context) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return c.n.serve(c.ctx)
+	return c.n.serve(ctx)
 }
 
-// halt asks the child to stop and returns a channel closed once it is idle.
+// halt stops the child for good (teardown or removal) and returns a channel
+// closed once it is idle.
 func (c *child) halt(cause error) <-chan struct{} {
 	c.stop(cause)
+	return c.idleAfter()
+}
+
+// interrupt stops the child's current run for a group restart and returns a
+// channel closed once it is idle; the child then starts again.
+func (c *child) interrupt() <-chan struct{} {
+	c.mu.Lock()
+	if c.mu.running {
+		c.mu.runCancel(errGroupRestart)
+	}
+	c.mu.Unlock()
+	return c.idleAfter()
+}
+
+func (c *child) idleAfter() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.mu.running {
@@ -175,4 +264,12 @@ func (c *child) halt(cause error) <-chan struct{} {
 		c.n.setState(StateStopping)
 	}
 	return c.mu.idle
+}
+
+// settled reports whether an Ordered group may start the children after
+// this one: it is ready, or it has ended for good.
+func (c *child) settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.ready || c.mu.done
 }

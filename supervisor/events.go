@@ -22,7 +22,8 @@ const (
 	EventServiceFailed  EventKind = "service.failed"  // returned or panicked on its own; Err
 	EventServiceBackoff EventKind = "service.backoff" // waiting before a restart
 	EventServiceStopped EventKind = "service.stopped" // returned after being asked to stop
-	EventOverrun        EventKind = "overrun"         // Stuck: services still running at HeldUntil
+	EventOverrun        EventKind = "overrun"         // Stuck: services still running at HeldUntil or past their Shutdown
+	EventEscalated      EventKind = "escalated"       // a group exceeded its restart intensity and gives up; Err
 )
 
 // Event is one thing that happened in a running tree. Handlers get events

@@ -2,7 +2,11 @@ package supervisor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/thejerf/suture/v4"
@@ -11,10 +15,10 @@ import (
 	"github.com/leasehold/leasehold/leases"
 )
 
-// sutureSpec lets leasehold own restart pacing (per service, see Backoff)
-// and stopping (see runChildren): suture's supervisor-wide failure backoff is
-// disabled, and its stop timeout only matters for services an overrun
-// policy chose to abandon.
+// sutureSpec makes suture the engine that runs children, while leasehold
+// owns restarts (see child.Serve) and stopping (see Group.teardown): suture's
+// supervisor-wide failure backoff is disabled, and its stop timeout only
+// matters for children an overrun policy chose to abandon.
 func (r *Runtime) sutureSpec() suture.Spec {
 	return suture.Spec{
 		EventHook: func(e suture.Event) {
@@ -25,52 +29,90 @@ func (r *Runtime) sutureSpec() suture.Spec {
 	}
 }
 
-// runChildren runs n's children under a new suture supervisor until ctx
-// ends, then tears them down: subtrees first, then services, each phase
-// waited for until the enclosing lease's HeldUntil. onStop, if set, is
-// called with the cause as soon as ctx ends, before any child stops.
-func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool), onStop func(error)) {
-	g := &Group{n: n, sup: suture.New(n.path, n.rt.sutureSpec())}
+type groupKey struct{}
+
+// Group is the set of children of one node during one term: it applies the
+// node's strategy, intensity and order. Services reach their own group with
+// GroupOf to add and remove siblings at run time (the scheduler's runner
+// adds one unit per assigned run). Dynamic children live until they are
+// removed or the term ends; they stop with the declared children, and the
+// lease's deadline covers them the same way.
+type Group struct {
+	n         *node
+	sup       *suture.Supervisor
+	ctx       context.Context // values for the children; never cancelled itself
+	escalate  context.CancelCauseFunc
+	deadline  func() (leaseInfo, bool)
+	strategy  Strategy
+	intensity Intensity
+
+	mu struct {
+		sync.Mutex
+		stopping bool
+		kids     []*child // declared, then dynamic, in order
+		dynamic  map[string]*dynamicChild
+		restarts []time.Time // within the intensity period
+		changed  chan struct{}
+	}
+}
+
+type dynamicChild struct {
+	c     *child
+	token suture.ServiceToken
+}
+
+// GroupOf returns the group the service whose context ctx is belongs to,
+// or nil outside a tree.
+func GroupOf(ctx context.Context) *Group {
+	g, _ := ctx.Value(groupKey{}).(*Group)
+	return g
+}
+
+// Path is the path of the node whose children the group holds.
+func (g *Group) Path() string { return g.n.path }
+
+// runChildren runs n's children under a new group until ctx ends or the
+// group escalates, then tears them down. onStop, if set, is called with the
+// cause as soon as the group stops, before any child does. It returns an
+// error wrapping ErrEscalated when the group gave up.
+func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool), onStop func(error)) error {
+	runCtx, escalate := context.WithCancelCause(ctx)
+	defer escalate(nil)
+	g := &Group{
+		n: n, sup: suture.New(n.path, n.rt.sutureSpec()), escalate: escalate, deadline: deadline,
+		strategy: n.spec.Strategy, intensity: n.spec.Intensity.withDefaults(),
+	}
+	if g.strategy == "" {
+		g.strategy = OneForOne
+	}
 	g.ctx = context.WithValue(ctx, groupKey{}, g)
-	g.mu.kids = make(map[string]*dynamicChild)
-	var subtrees, services []*child
+	g.mu.dynamic = make(map[string]*dynamicChild)
+	g.mu.changed = make(chan struct{})
 	for _, cn := range n.children {
-		c := newChild(cn, g.ctx)
-		if cn.spec.Kind == KindService {
-			services = append(services, c)
-		} else {
-			subtrees = append(subtrees, c)
-		}
+		c := newChild(cn, g)
+		g.mu.kids = append(g.mu.kids, c)
+	}
+	n.mu.Lock()
+	n.mu.group = g
+	n.mu.Unlock()
+	for _, c := range g.mu.kids {
 		g.sup.Add(c)
 	}
 	supCtx, supCancel := context.WithCancel(context.WithoutCancel(ctx))
 	supDone := g.sup.ServeBackground(supCtx)
 
-	var supErr error
 	select {
-	case <-ctx.Done():
-	case supErr = <-supDone:
+	case <-runCtx.Done():
+	case err := <-supDone:
 		// suture gave up on the tree (a child asked to terminate it).
 		supDone = nil
-		n.rt.log.Error("supervisor ended on its own; stopping its children", "node", n.path, "err", supErr)
+		escalate(fmt.Errorf("%w: %s: %v", ErrEscalated, n.path, err))
 	}
-	cause := context.Cause(ctx)
-	if cause == nil {
-		cause = supErr
-	}
+	cause := context.Cause(runCtx)
 	if onStop != nil {
 		onStop(cause)
 	}
-	// From here Add fails; the dynamic children stop with the declared ones.
-	for _, d := range g.close() {
-		if d.c.n.spec.Kind == KindService {
-			services = append(services, d.c)
-		} else {
-			subtrees = append(subtrees, d.c)
-		}
-	}
-	n.stopAll(subtrees, cause, deadline)
-	n.stopAll(services, cause, deadline)
+	g.teardown(cause)
 	supCancel()
 	if supDone != nil {
 		<-supDone
@@ -78,51 +120,96 @@ func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool
 	n.mu.Lock()
 	n.mu.dynamic = nil
 	n.mu.Unlock()
+	if errors.Is(cause, ErrEscalated) {
+		return cause
+	}
+	return nil
 }
 
-// stopAll stops children together and waits until each has returned, or
-// until the enclosing lease reaches HeldUntil, when the overrun policy
-// applies to those still running.
-func (n *node) stopAll(children []*child, cause error, deadline func() (leaseInfo, bool)) {
+// teardown stops every child and waits for each to return. Ordered groups
+// stop one child at a time in reverse order; others stop subtrees together,
+// then services together. A child still running past its Shutdown, or past
+// the enclosing lease's deadline, triggers the overrun policy.
+func (g *Group) teardown(cause error) {
+	g.mu.Lock()
+	g.mu.stopping = true
+	kids := slices.Clone(g.mu.kids)
+	g.mu.Unlock()
+	if g.n.spec.Ordered {
+		for i := len(kids) - 1; i >= 0; i-- {
+			g.await(kids[i:i+1], func(c *child) <-chan struct{} { return c.halt(cause) })
+		}
+		return
+	}
+	var subtrees, services []*child
+	for _, c := range kids {
+		if c.n.spec.Kind == KindService {
+			services = append(services, c)
+		} else {
+			subtrees = append(subtrees, c)
+		}
+	}
+	g.await(subtrees, func(c *child) <-chan struct{} { return c.halt(cause) })
+	g.await(services, func(c *child) <-chan struct{} { return c.halt(cause) })
+}
+
+// await stops children together with stop and waits until each has
+// returned, applying the overrun policy to any that outlives its own
+// Shutdown or the enclosing lease's deadline.
+func (g *Group) await(children []*child, stop func(*child) <-chan struct{}) {
 	if len(children) == 0 {
 		return
 	}
+	asked := time.Now()
 	idle := make([]<-chan struct{}, len(children))
 	for i, c := range children {
-		idle[i] = c.halt(cause)
+		idle[i] = stop(c)
 	}
+	var leaseTimer clock.Timer
 	var expired <-chan struct{}
-	var timer clock.Timer
 	var lease leaseInfo
-	if deadline != nil {
-		if l, ok := deadline(); ok {
+	if g.deadline != nil {
+		if l, ok := g.deadline(); ok {
 			lease = l
-			timer = n.rt.opts.Clock.NewTimer(overrunAt(l.lease))
-			defer timer.Stop()
-			expired = timer.C()
+			leaseTimer = g.n.rt.opts.Clock.NewTimer(overrunAt(l.lease))
+			defer leaseTimer.Stop()
+			expired = leaseTimer.C()
 		}
 	}
-	for i := 0; i < len(idle); {
-		select {
-		case <-idle[i]:
-			i++
-		case <-expired:
-			// HeldUntil moves later while the lease is renewed (a graceful
-			// stop under a healthy lease): only its real arrival counts.
-			if at := overrunAt(lease.lease); n.rt.opts.Clock.Now().Before(at) {
-				timer.Reset(at)
-				continue
+	for i, c := range children {
+		var own <-chan time.Time
+		if d := c.n.spec.Shutdown; d > 0 {
+			t := time.NewTimer(time.Until(asked.Add(d)))
+			own = t.C
+			defer t.Stop()
+		}
+	wait:
+		for {
+			select {
+			case <-idle[i]:
+				break wait
+			case <-own:
+				if stuck := c.n.stuck(); len(stuck) > 0 {
+					g.n.rt.overrun(Overrun{Path: c.n.path, Shutdown: c.n.spec.Shutdown, Stuck: stuck})
+				}
+				break wait
+			case <-expired:
+				// HeldUntil moves later while the lease is renewed (a
+				// graceful stop under a healthy lease): only its real
+				// arrival counts.
+				if at := overrunAt(lease.lease); g.n.rt.opts.Clock.Now().Before(at) {
+					leaseTimer.Reset(at)
+					continue
+				}
+				var stuck []string
+				for _, rest := range children[i:] {
+					stuck = append(stuck, rest.n.stuck()...)
+				}
+				if len(stuck) > 0 {
+					g.n.rt.overrun(Overrun{Path: lease.path, LeaseID: lease.lease.ID(), HeldUntil: lease.lease.HeldUntil(), Stuck: stuck})
+				}
+				return
 			}
-			var stuck []string
-			for _, c := range children[i:] {
-				stuck = append(stuck, c.n.stuck()...)
-			}
-			if len(stuck) == 0 {
-				// They returned as the deadline fired.
-				continue
-			}
-			n.rt.overrun(Overrun{Path: lease.path, LeaseID: lease.lease.ID(), HeldUntil: lease.lease.HeldUntil(), Stuck: stuck})
-			return
 		}
 	}
 }
@@ -137,4 +224,107 @@ func (r *Runtime) overrun(o Overrun) {
 	logOverrun(r.log, o)
 	r.emit(Event{Kind: EventOverrun, Path: o.Path, LeaseID: o.LeaseID, Stuck: o.Stuck})
 	r.opts.Overrun(o)
+}
+
+// notify wakes children waiting for their turn to start.
+func (g *Group) notify() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.mu.changed)
+	g.mu.changed = make(chan struct{})
+}
+
+// awaitTurn blocks an Ordered group's child until every child before it is
+// ready or ended for good. It reports false when the child is stopped first.
+func (g *Group) awaitTurn(c *child) bool {
+	if !g.n.spec.Ordered {
+		return c.ctx.Err() == nil
+	}
+	for {
+		g.mu.Lock()
+		changed := g.mu.changed
+		before := g.mu.kids[:slices.Index(g.mu.kids, c)]
+		g.mu.Unlock()
+		clear := true
+		for _, b := range before {
+			if !b.settled() {
+				clear = false
+				break
+			}
+		}
+		if clear {
+			return c.ctx.Err() == nil
+		}
+		select {
+		case <-changed:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// failed applies the intensity and the strategy after c failed (or
+// returned) on its own and is about to restart. It reports false when the
+// group escalated instead.
+func (g *Group) failed(c *child, err error) bool {
+	now := time.Now()
+	g.mu.Lock()
+	if g.mu.stopping {
+		g.mu.Unlock()
+		return false
+	}
+	g.mu.restarts = append(slices.DeleteFunc(g.mu.restarts, func(t time.Time) bool {
+		return now.Sub(t) > g.intensity.Period
+	}), now)
+	if max := g.intensity.MaxRestarts; max >= 0 && len(g.mu.restarts) > max {
+		g.mu.Unlock()
+		reason := fmt.Errorf("%w: %s: %d restarts within %s, the last of %s: %v",
+			ErrEscalated, g.n.path, len(g.mu.restarts), g.intensity.Period, c.n.path, err)
+		g.n.rt.emit(Event{Kind: EventEscalated, Path: g.n.path, Node: g.n.spec.Kind, Err: reason})
+		g.n.rt.log.Error("too many restarts; giving up", "node", g.n.path, "err", reason)
+		g.escalate(reason)
+		return false
+	}
+	var affected []*child
+	switch at := slices.Index(g.mu.kids, c); g.strategy {
+	case OneForAll:
+		affected = slices.Concat(g.mu.kids[:at], g.mu.kids[at+1:])
+	case RestForOne:
+		affected = slices.Clone(g.mu.kids[at+1:])
+	}
+	g.mu.Unlock()
+	if len(affected) == 0 {
+		return true
+	}
+	// Stop the affected siblings as a teardown would, then let them start
+	// again (in order, for an Ordered group).
+	if g.n.spec.Ordered {
+		for i := len(affected) - 1; i >= 0; i-- {
+			g.await(affected[i:i+1], (*child).interrupt)
+		}
+	} else {
+		g.await(affected, (*child).interrupt)
+	}
+	return true
+}
+
+// intensityUsed is the number of restarts within the current period.
+func (g *Group) intensityUsed() int {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, t := range g.mu.restarts {
+		if now.Sub(t) <= g.intensity.Period {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *Group) dynamic(c *child) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.mu.dynamic[c.n.spec.Name]
+	return ok && g.mu.dynamic[c.n.spec.Name].c == c
 }

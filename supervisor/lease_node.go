@@ -139,10 +139,16 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		n.setState(StateHeld)
 	}
 
-	n.runChildren(withLease(termCtx, lease, t), n.currentLeaseFn(), func(cause error) {
+	_ = n.runChildren(withLease(termCtx, lease, t), n.currentLeaseFn(), func(cause error) {
 		lost = ctx.Err() == nil
 		n.setState(StateStopping)
-		if lost {
+		switch {
+		case lost && errors.Is(cause, ErrEscalated):
+			// Too many restarts: give the lease (or the leadership) up so
+			// a healthy peer can take over; a new term follows a backoff.
+			n.recordErr(cause)
+			n.rt.log.Warn("giving the lease up after too many restarts", "node", n.path, "term", term)
+		case lost:
 			n.recordErr(cause)
 			ev(EventLeaseLost, n.tokenOf(t), cause)
 			n.rt.log.Warn("lease lost; stopping its subtree", "node", n.path, "cause", cause, "term", term)

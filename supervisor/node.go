@@ -44,6 +44,8 @@ type node struct {
 		// dynamic holds the children added at run time by Group.Add, in
 		// the order they were added; they live for one term.
 		dynamic []*node
+		// group is the node's group of children in the current term.
+		group *Group
 	}
 }
 
@@ -100,9 +102,9 @@ func (n *node) serve(ctx context.Context) error {
 		return n.serveLease(ctx)
 	case KindSupervisor:
 		n.setState(StateRunning)
-		n.runChildren(ctx, n.deadline(), nil)
+		err := n.runChildren(ctx, n.deadline(), nil)
 		n.setState(StateStopped)
-		return nil
+		return err
 	default:
 		return n.spec.Service.Serve(ctx)
 	}
@@ -136,4 +138,25 @@ func (n *node) currentLease() (leaseInfo, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return leaseInfo{path: n.path, lease: n.mu.lease}, n.mu.lease != nil
+}
+
+// parentChild is n as a child of its parent's current group, if any.
+func (n *node) parentChild() *child {
+	if n.parent == nil {
+		return nil
+	}
+	n.parent.mu.Lock()
+	g := n.parent.mu.group
+	n.parent.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.mu.kids {
+		if c.n == n {
+			return c
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"log/slog"
 	"os"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -14,12 +15,14 @@ import (
 const ExitCodeOverrun = 75
 
 // Overrun describes services still running when the lease they run under
-// reached HeldUntil, after which etcd may expire it and a successor may act.
+// reached HeldUntil (after which etcd may expire it and a successor may
+// act), or when a child outlived its own Shutdown timeout.
 type Overrun struct {
-	Path      string // the lease or election node
+	Path      string // the lease or election node, or the child past its Shutdown
 	LeaseID   clientv3.LeaseID
 	HeldUntil clock.Time
-	Stuck     []string // paths of the services that had not returned
+	Shutdown  time.Duration // set when a child's own Shutdown passed
+	Stuck     []string      // paths of the services that had not returned
 }
 
 // OverrunPolicy decides what happens on an overrun. It runs after the

@@ -40,8 +40,25 @@ type NodeSnapshot struct {
 	Token  int64  `json:"token,omitempty"` // also of a keyed lease
 	Leader string `json:"leader,omitempty"`
 
-	// Services.
-	Restarts int `json:"restarts"`
+	// Nodes with children: how their group restarts and orders them.
+	Strategy  Strategy           `json:"strategy,omitempty"`
+	Ordered   bool               `json:"ordered,omitempty"`
+	Intensity *IntensitySnapshot `json:"intensity,omitempty"`
+
+	// Every node as a child (restart type, readiness, shutdown timeout),
+	// and services' restarts.
+	Restart    RestartType `json:"restart_type,omitempty"`
+	Ready      bool        `json:"ready,omitempty"`
+	ShutdownMs int64       `json:"shutdown_ms,omitempty"`
+	Restarts   int         `json:"restarts"`
+}
+
+// IntensitySnapshot is a group's restart intensity and how much of it the
+// current period has used.
+type IntensitySnapshot struct {
+	MaxRestarts int   `json:"max_restarts"` // negative: no limit
+	PeriodMs    int64 `json:"period_ms"`
+	Used        int   `json:"used"` // restarts within the current period
 }
 
 // Snapshot returns the live state of the tree. It is cheap and safe to call
@@ -63,8 +80,26 @@ func (n *node) snapshot() NodeSnapshot {
 		Term:      n.mu.term,
 		Children:  []NodeSnapshot{},
 	}
-	lease, election, token := n.mu.lease, n.mu.election, n.mu.token
+	lease, election, token, group := n.mu.lease, n.mu.election, n.mu.token, n.mu.group
 	n.mu.Unlock()
+	s.Restart, s.ShutdownMs = n.spec.Restart, n.spec.Shutdown.Milliseconds()
+	if s.Restart == "" {
+		s.Restart = Permanent
+	}
+	if n.spec.Kind != KindService {
+		s.Strategy, s.Ordered = n.spec.Strategy, n.spec.Ordered
+		if s.Strategy == "" {
+			s.Strategy = OneForOne
+		}
+		in := n.spec.Intensity.withDefaults()
+		s.Intensity = &IntensitySnapshot{MaxRestarts: in.MaxRestarts, PeriodMs: in.Period.Milliseconds()}
+		if group != nil {
+			s.Intensity.Used = group.intensityUsed()
+		}
+	}
+	if c := n.parentChild(); c != nil {
+		s.Ready = c.settled() && s.State != StateStopped && s.State != StateFailed
+	}
 
 	if lease != nil {
 		s.LeaseID = fmt.Sprintf("%x", int64(lease.ID()))

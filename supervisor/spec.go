@@ -49,8 +49,30 @@ type Spec struct {
 	// each term (see leases.Hold): its create revision is the term's
 	// fencing token, and services see the term through TermOf.
 	Key string
-	// Backoff paces the restarts of a failing service. Zero fields default.
+	// Backoff paces the restarts of a failing child. Zero fields default.
 	Backoff Backoff
+
+	// Strategy, Intensity and Ordered shape how a node with children
+	// (lease, election, supervisor) restarts and orders them.
+	Strategy  Strategy
+	Intensity Intensity
+	// Ordered starts the children one at a time in declaration order, each
+	// once the previous is ready, and stops them one at a time in reverse
+	// order, as OTP does. Without it, children start together and stop
+	// together (subtrees first, then services), so teardown takes as long
+	// as the slowest child, not the sum.
+	Ordered bool
+
+	// Restart, Shutdown and AwaitReady shape a node as a child.
+	Restart RestartType
+	// Shutdown is how long the child has to return once asked to stop;
+	// past it the overrun policy applies. Zero: until the enclosing lease's
+	// deadline. Shutdowns must fit the lease's StopBudget.
+	Shutdown time.Duration
+	// AwaitReady makes an Ordered group start the next sibling only once
+	// this child has called Ready (or returned); otherwise a child counts
+	// as ready as soon as it runs.
+	AwaitReady bool
 }
 
 // Backoff is an exponential restart delay: Min after the first failure,
@@ -103,6 +125,18 @@ func validate(s *Spec, parent string, leased bool) error {
 	case strings.Contains(s.Name, "/"):
 		return bad("Name %q contains \"/\", which separates paths: rename it", s.Name)
 	}
+	switch {
+	case !validStrategy(s.Strategy):
+		return bad("Strategy %q is unknown: use one_for_one, one_for_all or rest_for_one", s.Strategy)
+	case !validRestart(s.Restart):
+		return bad("Restart %q is unknown: use permanent, transient or temporary", s.Restart)
+	case s.Intensity.MaxRestarts > 0 && s.Intensity.Period <= 0:
+		return bad("Intensity %d restarts needs a positive Period, e.g. 10s", s.Intensity.MaxRestarts)
+	case s.Shutdown < 0:
+		return bad("Shutdown %s is negative: leave it zero to allow until the lease's deadline", s.Shutdown)
+	case s.Backoff.Min < 0 || s.Backoff.Max < 0 || (s.Backoff.Max != 0 && s.Backoff.Min > s.Backoff.Max):
+		return bad("Backoff %v is invalid: Min and Max must be positive with Min <= Max", s.Backoff)
+	}
 	switch s.Kind {
 	case KindService:
 		if s.Service == nil {
@@ -113,9 +147,6 @@ func validate(s *Spec, parent string, leased bool) error {
 		}
 		if !leased {
 			return bad("service is not under a lease: wrap it in leasehold.Lease or leasehold.Election")
-		}
-		if s.Backoff.Min < 0 || s.Backoff.Max < 0 || (s.Backoff.Max != 0 && s.Backoff.Min > s.Backoff.Max) {
-			return bad("Backoff %v is invalid: Min and Max must be positive with Min <= Max", s.Backoff)
 		}
 		return nil
 	case KindElection:
@@ -132,6 +163,10 @@ func validate(s *Spec, parent string, leased bool) error {
 		}
 		if err := s.Lease.Validate(); err != nil {
 			return bad("%v", err)
+		}
+		budget := s.Lease.WithDefaults().StopBudget
+		if worst, how := stopTime(s); worst > budget {
+			return bad("StopBudget %s cannot fit the children's Shutdown timeouts (%s = %s): raise StopBudget or lower the Shutdowns", budget, how, worst)
 		}
 		leased = true
 	case KindSupervisor:
@@ -169,4 +204,57 @@ func joinPath(parent, name string) string {
 		return name
 	}
 	return parent + "/" + name
+}
+
+// stopTime is the longest a node's teardown can take by its children's
+// Shutdown timeouts (unset ones count as zero: they are bounded by the
+// lease's deadline instead), with a description of the sum.
+func stopTime(s *Spec) (time.Duration, string) {
+	var total time.Duration
+	var parts []string
+	if s.Ordered {
+		// One at a time.
+		for _, c := range s.Children {
+			if c == nil {
+				continue
+			}
+			d, how := childStopTime(c)
+			if d > 0 {
+				total += d
+				parts = append(parts, how)
+			}
+		}
+		return total, strings.Join(parts, " + ")
+	}
+	// Subtrees together, then services together.
+	var sub, svc time.Duration
+	var subHow, svcHow string
+	for _, c := range s.Children {
+		if c == nil {
+			continue
+		}
+		d, how := childStopTime(c)
+		if c.Kind == KindService && d > svc {
+			svc, svcHow = d, how
+		} else if c.Kind != KindService && d > sub {
+			sub, subHow = d, how
+		}
+	}
+	for _, p := range []string{subHow, svcHow} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return sub + svc, strings.Join(parts, " + ")
+}
+
+func childStopTime(c *Spec) (time.Duration, string) {
+	inner, how := time.Duration(0), ""
+	if c.Kind != KindService {
+		inner, how = stopTime(c)
+	}
+	if c.Shutdown > inner {
+		return c.Shutdown, fmt.Sprintf("%s %s", c.Name, c.Shutdown)
+	}
+	return inner, how
 }
