@@ -269,3 +269,22 @@ func failOnceEach(n int32) func(context.Context) error {
 		return block(ctx)
 	}
 }
+
+// With suture's backoff instead of an intensity, a crash loop pauses the
+// group's restarts rather than escalating.
+func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
+	srv := etcdtest.Start(t)
+	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.SutureBackoff(2, time.Minute, 100*time.Millisecond),
+		leasehold.Func("crash", func(context.Context) error { return errors.New("crash") }, fastRestart)), leasehold.Options{})
+	_, paused := r.rec.wait(t, "the pause", is(supervisor.EventPaused, "l"))
+	_, after := r.rec.waitNth(t, "restarts after the pause", 6, is(supervisor.EventServiceStarted, "l/crash"))
+	if after < paused {
+		t.Error("no restart came after the pause")
+	}
+	if n := r.rec.count(is(supervisor.EventEscalated, "l")); n != 0 {
+		t.Errorf("escalated %d times; suture's backoff never escalates", n)
+	}
+	if n := r.rec.count(is(supervisor.EventLeaseGranted, "l")); n != 1 {
+		t.Errorf("lease granted %d times; want 1", n)
+	}
+}

@@ -177,6 +177,15 @@ func Intensity(max int, period time.Duration) Part {
 	}}
 }
 
+// SutureBackoff replaces a node's Intensity with suture's failure backoff:
+// past threshold failures (decaying by half every decay), all restarts of
+// its children pause for backoff; the node never escalates.
+func SutureBackoff(threshold float64, decay, backoff time.Duration) Part {
+	return option{"SutureBackoff", groupKinds, func(sp *supervisor.Spec) {
+		sp.Suture = &supervisor.SutureBackoff{Threshold: threshold, Decay: decay, Backoff: backoff}
+	}}
+}
+
 // Ordered starts a node's children one at a time in declaration order and
 // stops them one at a time in reverse order, as OTP does.
 func Ordered() Part {

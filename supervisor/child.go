@@ -81,6 +81,7 @@ func (c *child) Serve(supCtx context.Context) error {
 			c.n.setState(StateBackoff)
 			c.n.rt.emit(Event{Kind: EventServiceBackoff, Path: c.n.path, Node: c.n.spec.Kind})
 			sleep(c.ctx, c.n.spec.Backoff.withDefaults().delay(c.failures))
+			c.g.pause(c)
 		}
 		if !c.g.awaitTurn(c) {
 			break

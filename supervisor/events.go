@@ -24,6 +24,7 @@ const (
 	EventServiceStopped EventKind = "service.stopped" // returned after being asked to stop
 	EventOverrun        EventKind = "overrun"         // Stuck: services still running at HeldUntil or past their Shutdown
 	EventEscalated      EventKind = "escalated"       // a group exceeded its restart intensity and gives up; Err
+	EventPaused         EventKind = "paused"          // a group with suture's backoff pauses its restarts
 )
 
 // Event is one thing that happened in a running tree. Handlers get events

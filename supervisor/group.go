@@ -53,6 +53,10 @@ type Group struct {
 		dynamic  map[string]*dynamicChild
 		restarts []time.Time // within the intensity period
 		changed  chan struct{}
+		// suture-style backoff: decayed failure count, and the pause.
+		failures    float64
+		lastFailure time.Time
+		pausedUntil time.Time
 	}
 }
 
@@ -276,7 +280,20 @@ func (g *Group) failed(c *child, err error) bool {
 	g.mu.restarts = append(slices.DeleteFunc(g.mu.restarts, func(t time.Time) bool {
 		return now.Sub(t) > g.intensity.Period
 	}), now)
-	if max := g.intensity.MaxRestarts; max >= 0 && len(g.mu.restarts) > max {
+	if sb := g.n.spec.Suture; sb != nil {
+		// suture's rule: decay, count, and past the threshold pause the
+		// whole group instead of escalating.
+		if !g.mu.lastFailure.IsZero() {
+			g.mu.failures *= math.Pow(0.5, now.Sub(g.mu.lastFailure).Seconds()/sb.Decay.Seconds())
+		}
+		g.mu.failures++
+		g.mu.lastFailure = now
+		if g.mu.failures > sb.Threshold {
+			g.mu.failures, g.mu.pausedUntil = 0, now.Add(sb.Backoff)
+			g.n.rt.log.Warn("too many failures; pausing restarts", "node", g.n.path, "for", sb.Backoff)
+			g.n.rt.emit(Event{Kind: EventPaused, Path: g.n.path, Node: g.n.spec.Kind})
+		}
+	} else if max := g.intensity.MaxRestarts; max >= 0 && len(g.mu.restarts) > max {
 		g.mu.Unlock()
 		reason := fmt.Errorf("%w: %s: %d restarts within %s, the last of %s: %v",
 			ErrEscalated, g.n.path, len(g.mu.restarts), g.intensity.Period, c.n.path, err)
@@ -306,6 +323,18 @@ func (g *Group) failed(c *child, err error) bool {
 		g.await(affected, (*child).interrupt)
 	}
 	return true
+}
+
+// pause waits out a suture-style backoff pause of the group, reporting false
+// when the child is stopped first.
+func (g *Group) pause(c *child) bool {
+	g.mu.Lock()
+	until := g.mu.pausedUntil
+	g.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		return sleep(c.ctx, d)
+	}
+	return c.ctx.Err() == nil
 }
 
 // intensityUsed is the number of restarts within the current period.

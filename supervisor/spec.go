@@ -56,6 +56,8 @@ type Spec struct {
 	// (lease, election, supervisor) restarts and orders them.
 	Strategy  Strategy
 	Intensity Intensity
+	// Suture, if set, replaces Intensity with suture's failure backoff.
+	Suture *SutureBackoff
 	// Ordered starts the children one at a time in declaration order, each
 	// once the previous is ready, and stops them one at a time in reverse
 	// order, as OTP does. Without it, children start together and stop
@@ -132,6 +134,8 @@ func validate(s *Spec, parent string, leased bool) error {
 		return bad("Restart %q is unknown: use permanent, transient or temporary", s.Restart)
 	case s.Intensity.MaxRestarts > 0 && s.Intensity.Period <= 0:
 		return bad("Intensity %d restarts needs a positive Period, e.g. 10s", s.Intensity.MaxRestarts)
+	case s.Suture != nil && (s.Suture.Threshold <= 0 || s.Suture.Decay <= 0 || s.Suture.Backoff <= 0):
+		return bad("Suture backoff %+v needs a positive Threshold, Decay and Backoff (suture's defaults: 5, 30s, 15s)", *s.Suture)
 	case s.Shutdown < 0:
 		return bad("Shutdown %s is negative: leave it zero to allow until the lease's deadline", s.Shutdown)
 	case s.Backoff.Min < 0 || s.Backoff.Max < 0 || (s.Backoff.Max != 0 && s.Backoff.Min > s.Backoff.Max):

@@ -71,3 +71,14 @@ func validStrategy(s Strategy) bool {
 func validRestart(r RestartType) bool {
 	return r == "" || r == Permanent || r == Transient || r == Temporary
 }
+
+// SutureBackoff is suture's supervisor-wide failure backoff, available as an
+// alternative to escalation: failures are counted with an exponential decay
+// (halving every Decay), and once they pass Threshold the whole group waits
+// Backoff before restarting anything, then starts counting afresh. A group
+// with SutureBackoff set never escalates (its Intensity is ignored).
+type SutureBackoff struct {
+	Threshold float64       // suture's default: 5
+	Decay     time.Duration // suture's default: 30s
+	Backoff   time.Duration // suture's default: 15s
+}
