@@ -288,3 +288,4 @@ func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
 		t.Errorf("lease granted %d times; want 1", n)
 	}
 }
+

@@ -115,7 +115,10 @@ func (n *node) serve(ctx context.Context) error {
 func (n *node) serveRoot(ctx context.Context) {
 	n.rt.inflight.Add(1)
 	defer n.rt.inflight.Done()
-	_ = n.serve(ctx)
+	if err := n.serve(ctx); err != nil && ctx.Err() == nil {
+		// A root supervisor that escalated has no parent to restart it.
+		n.rt.fail(err)
+	}
 }
 
 // deadline returns the HeldUntil of the lease enclosing n as a function, or
