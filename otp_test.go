@@ -288,4 +288,3 @@ func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
 		t.Errorf("lease granted %d times; want 1", n)
 	}
 }
-
