@@ -88,54 +88,29 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	unbind := context.AfterFunc(lease.Ctx(), func() { cancel(context.Cause(lease.Ctx())) })
 	defer unbind()
 
-	var t *leases.Term
-	if n.spec.Kind == KindElection {
-		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, n.identity())
-		n.mu.Lock()
-		n.mu.election = el
-		n.mu.Unlock()
-		n.setState(StateCampaigning)
-		ev(EventCampaigning, 0, nil)
-		var err error
-		t, err = el.Campaign(termCtx)
-		if err != nil {
-			lost = ctx.Err() == nil
-			if lost {
-				n.recordErr(err)
-				ev(EventLeaseLost, 0, err)
-			}
-			n.revoke(lease, ev)
-			return lost
+	t, err := n.claim(termCtx, lease, ev)
+	if err != nil {
+		lost = ctx.Err() == nil
+		if lost {
+			n.recordErr(err)
+			ev(EventLeaseLost, 0, err)
 		}
+		n.revoke(lease, ev)
+		return lost
+	}
+	if t != nil {
 		defer t.Close()
 		unbindTerm := context.AfterFunc(t.Ctx(), func() { cancel(context.Cause(t.Ctx())) })
 		defer unbindTerm()
 		n.mu.Lock()
 		n.mu.token = t.Token()
 		n.mu.Unlock()
+	}
+	if n.spec.Kind == KindElection {
 		n.setState(StateLeading)
 		ev(EventElected, t.Token(), nil)
 		n.rt.log.Info("elected", "node", n.path, "token", t.Token(), "term", term)
 	} else {
-		if n.spec.Key != "" {
-			var err error
-			t, err = leases.Hold(termCtx, n.rt.client, lease, n.spec.Key, n.identity())
-			if err != nil {
-				lost = ctx.Err() == nil
-				if lost {
-					n.recordErr(err)
-					ev(EventLeaseLost, 0, err)
-				}
-				n.revoke(lease, ev)
-				return lost
-			}
-			defer t.Close()
-			unbindTerm := context.AfterFunc(t.Ctx(), func() { cancel(context.Cause(t.Ctx())) })
-			defer unbindTerm()
-			n.mu.Lock()
-			n.mu.token = t.Token()
-			n.mu.Unlock()
-		}
 		n.setState(StateHeld)
 	}
 
@@ -157,6 +132,24 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	ev(EventTermStopped, n.tokenOf(t), nil)
 	n.revoke(lease, ev)
 	return lost
+}
+
+// claim wins the term's key under lease: an election's campaign, or a keyed
+// lease's Hold. A plain lease has no key and no term.
+func (n *node) claim(ctx context.Context, lease *leases.Lease, ev func(EventKind, int64, error)) (*leases.Term, error) {
+	switch {
+	case n.spec.Kind == KindElection:
+		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, n.identity())
+		n.mu.Lock()
+		n.mu.election = el
+		n.mu.Unlock()
+		n.setState(StateCampaigning)
+		ev(EventCampaigning, 0, nil)
+		return el.Campaign(ctx)
+	case n.spec.Key != "":
+		return leases.Hold(ctx, n.rt.client, lease, n.spec.Key, n.identity())
+	}
+	return nil, nil
 }
 
 func (n *node) identity() string {
