@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 // Bad flags, an unreadable or invalid tasks file and an unreachable etcd
 // give one clear line each and a non-zero exit, and start nothing.
 func TestBadInputFailsWithOneLine(t *testing.T) {
+	t.Setenv(debugTokenEnv, "") // a token in the environment would allow a public address
 	dir := t.TempDir()
 	invalid := dir + "/invalid.yaml"
 	if err := os.WriteFile(invalid, []byte("tasks: [\n"), 0o644); err != nil {
@@ -45,6 +46,12 @@ func TestBadInputFailsWithOneLine(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, exitUsage, `--log-format "xml": use text or json`},
 		{"cert without key", []string{"--cert", "c.pem"}, exitUsage, "--cert and --key go together"},
 		{"public debug address", []string{"--debug-addr", "0.0.0.0:7070"}, exitUsage, "is not a loopback address"},
+		{"all interfaces without a token", []string{"--debug-addr", ":7070"}, exitUsage, "needs --debug-token (or $LEASEHOLD_DEBUG_TOKEN)"},
+		{"short debug token", []string{"--debug-token", "short"}, exitUsage, "--debug-token is too short: use at least 16 characters"},
+		{"tree: unknown flag", []string{"tree", "--bogus"}, exitUsage, "scheduler tree: flag provided but not defined: -bogus"},
+		{"tree: bad colour", []string{"tree", "--color", "pink"}, exitUsage, `--color "pink": use auto, always or never`},
+		{"tree: stray argument", []string{"tree", "node-a"}, exitUsage, `unexpected argument "node-a"`},
+		{"tree: unreachable node", []string{"tree", "--addr", "127.0.0.1:1"}, exitFailure, "cannot reach the debug endpoint"},
 		{"missing tasks file", []string{"--tasks", dir + "/nope.yaml"}, exitUsage, "nope.yaml"},
 		{"invalid tasks file", []string{"--tasks", invalid}, exitUsage, "--tasks"},
 		{"no valid task", []string{"--tasks", allBad, "--log-format", "json"}, exitUsage, "no valid task"},

@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/internal/embedetcd"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/scheduler"
@@ -36,11 +39,18 @@ const (
 	exitForced  = 130
 )
 
+// debugTokenEnv holds the debug endpoint's token when --debug-token is not
+// given, so that the token need not appear in ps.
+const debugTokenEnv = "LEASEHOLD_DEBUG_TOKEN"
+
+// minTokenLen is the shortest debug token accepted.
+const minTokenLen = 16
+
 type options struct {
-	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr string
-	logFormat, logLevel                                      string
-	cacert, cert, key, user, password                        string
-	ttl, grace                                               time.Duration
+	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr, debugToken string
+	logFormat, logLevel                                                  string
+	cacert, cert, key, user, password                                    string
+	ttl, grace                                                           time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -57,7 +67,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "TTL of the node's leases (whole seconds, at least 2s)")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "how late a slot may start before it counts as missed (see a task's missed:)")
 	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
-	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (loopback); empty disables it")
+	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (tree, metrics, health, pprof); empty disables it; a non-loopback address needs --debug-token")
+	fs.StringVar(&o.debugToken, "debug-token", os.Getenv(debugTokenEnv), "bearer token the debug endpoint requires on every path (default $"+debugTokenEnv+"); required off loopback")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cacert, "cacert", "", "verify etcd's certificate with this CA bundle (etcdctl's flag)")
@@ -67,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]")
+			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			return nil, err
@@ -89,16 +100,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
 		return nil, fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
 	}
+	if o.debugToken != "" && len(o.debugToken) < minTokenLen {
+		return nil, fmt.Errorf("--debug-token is too short: use at least %d characters (e.g. openssl rand -hex 16)", minTokenLen)
+	}
 	if o.debugAddr != "" {
 		host, _, err := net.SplitHostPort(o.debugAddr)
 		if err != nil {
 			return nil, fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: the debug endpoint serves loopback only", o.debugAddr)
+		if !loopback(host) && o.debugToken == "" {
+			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
 		}
 	}
 	return o, nil
+}
+
+// loopback reports whether host (of host:port) is a loopback address. An
+// empty host means every interface.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -123,6 +144,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "guard" {
 		return guard.Main(args[1:])
+	}
+	if len(args) > 0 && args[0] == "tree" {
+		return runTree(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -188,13 +212,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Guard:  guard.Spec{Args: []string{"guard"}},
 		Output: func(task string) io.Writer { return scheduler.LogWriter(log, task) },
 	})
-	rt, err := leasehold.New(client, tree, leasehold.Options{NodeID: o.nodeID, Logger: log})
+	// The debug endpoint's metrics and live stream see every event. The
+	// runtime takes its event handler before they can be built on it, so
+	// the handler reaches them through variables set before Run.
+	var (
+		metrics *debug.Metrics
+		dbg     *debug.Server
+	)
+	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: log}
+	if o.debugAddr != "" {
+		rtOpts.OnEvent = func(e leasehold.Event) {
+			metrics.Observe(e)
+			dbg.Observe(e)
+		}
+	}
+	rt, err := leasehold.New(client, tree, rtOpts)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
 	}
 	if o.debugAddr != "" {
-		closeDebug, err := serveDebug(o.debugAddr, rt, log)
+		// The binary's own registry: the tree's metrics, Go's and the
+		// process's.
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = debug.NewMetrics(reg, rt)
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg})
+		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", dbg, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
 			return exitFailure
@@ -319,18 +363,23 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	return err
 }
 
-// serveDebug serves the live tree as JSON, read-only.
-func serveDebug(addr string, rt *leasehold.Runtime, log *slog.Logger) (func(), error) {
+// serveDebug serves the debug endpoint on addr until the returned func is
+// called.
+func serveDebug(addr string, withToken bool, dbg *debug.Server, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/tree.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		writeJSON(w, rt.Snapshot())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// No WriteTimeout or ReadTimeout: live streams are long requests. The
+	// debug server sets a write deadline on every write itself.
+	srv := &http.Server{
+		Handler:           dbg.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	srv.RegisterOnShutdown(dbg.Close)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -338,11 +387,24 @@ func serveDebug(addr string, rt *leasehold.Runtime, log *slog.Logger) (func(), e
 			log.Error("debug endpoint stopped", "err", err)
 		}
 	}()
-	log.Info("debug endpoint: http://" + ln.Addr().String() + "/debug/tree.json")
+	url := "http://" + ln.Addr().String()
+	host, _, _ := net.SplitHostPort(addr)
+	switch {
+	case !loopback(host):
+		log.Warn("debug endpoint on a non-loopback address: every path needs the bearer token, sent in clear over plain HTTP; prefer a trusted network or a tunnel",
+			"tree", url+"/debug/tree", "metrics", url+"/metrics")
+	case withToken:
+		log.Info("debug endpoint (bearer token required)", "tree", url+"/debug/tree", "metrics", url+"/metrics")
+	default:
+		log.Info("debug endpoint: "+url+"/debug/tree", "metrics", url+"/metrics")
+	}
 	return func() {
+		dbg.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
 		<-done
 	}, nil
 }
