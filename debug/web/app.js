@@ -93,6 +93,14 @@
     if (n.term) meta.push('term ' + n.term);
     if (n.lease_id) meta.push('lease ' + n.lease_id);
     if (n.renewal_failures) meta.push('renewal failures ' + n.renewal_failures);
+    // Supervision: a group's strategy and restart budget, a child's restart
+    // type when not the default, its shutdown timeout and readiness.
+    if (n.strategy && (n.strategy !== 'one_for_one' || n.ordered)) meta.push(n.strategy.replace(/_/g, '-') + (n.ordered ? ', ordered' : ''));
+    const it = n.intensity;
+    if (it && it.used) meta.push('restarts ' + it.used + '/' + (it.max_restarts < 0 ? '∞' : it.max_restarts) + ' in ' + it.period_ms / 1000 + ' s');
+    if (n.restart_type && n.restart_type !== 'permanent') meta.push(n.restart_type);
+    if (n.shutdown_ms) meta.push('shutdown ' + n.shutdown_ms / 1000 + ' s');
+    if (!n.ready && n.kind === 'service' && n.state === 'running') meta.push('not ready yet');
     setText(v.meta, meta.join(' · '));
     v.meta.title = [n.prefix && 'election prefix ' + n.prefix, n.key && 'key ' + n.key, n.ttl_ms && 'TTL ' + n.ttl_ms / 1000 + ' s',
       isLease && 'renewals ' + (n.renewals || 0) + ', failed ' + (n.renewal_failures || 0)].filter(Boolean).join('\n');
