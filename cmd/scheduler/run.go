@@ -194,10 +194,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		endpoints = []string{srv.ClientURL}
 		log.Info("embedded etcd ready: start more nodes with --endpoints "+srv.ClientURL, "data_dir", o.dataDir)
 	}
-	client, err := newClient(o, endpoints)
+	cfg, err := clientConfig(o, endpoints)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
+	}
+	// With credentials the client authenticates as it dials.
+	client, err := clientv3.New(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
+		return exitFailure
 	}
 	defer client.Close()
 	if err := ping(ctx, client); err != nil {
@@ -321,7 +327,9 @@ func watchSignals(log *slog.Logger) *signals {
 	return s
 }
 
-func newClient(o *options, endpoints []string) (*clientv3.Client, error) {
+// clientConfig builds the etcd client's configuration from etcdctl's TLS
+// and auth flags.
+func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
 	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
 	if o.user != "" {
 		name, password, found := strings.Cut(o.user, ":")
@@ -335,23 +343,23 @@ func newClient(o *options, endpoints []string) (*clientv3.Client, error) {
 		if o.cacert != "" {
 			pem, err := os.ReadFile(o.cacert)
 			if err != nil {
-				return nil, fmt.Errorf("--cacert: %w", err)
+				return cfg, fmt.Errorf("--cacert: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
+				return cfg, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
 			}
 		}
 		if o.cert != "" {
 			pair, err := tls.LoadX509KeyPair(o.cert, o.key)
 			if err != nil {
-				return nil, fmt.Errorf("--cert/--key: %w", err)
+				return cfg, fmt.Errorf("--cert/--key: %w", err)
 			}
 			tc.Certificates = []tls.Certificate{pair}
 		}
 		cfg.TLS = tc
 	}
-	return clientv3.New(cfg)
+	return cfg, nil
 }
 
 // ping checks that etcd answers (and that the credentials work) before
