@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/version"
+)
+
+// Pair holds one measurement for leasehold and for the baseline.
+type Pair[T any] struct{ Leasehold, Naive T }
+
+// of is the side's half of p.
+func (p *Pair[T]) of(s side) *T {
+	if s.name == leaseholdSide.name {
+		return &p.Leasehold
+	}
+	return &p.Naive
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Config  Config
+	Machine string // CPU, cores, Go
+	Etcd    string // where and which etcd
+	Started time.Time
+	Took    time.Duration
+
+	Split         Pair[Sample]
+	HandoverLong  Pair[Sample] // the successor waited HandoverWait
+	HandoverShort Pair[Sample] // the leader stopped within 100 ms of the successor's key, at random
+	HandoverNow   Pair[Sample] // the leader stopped as soon as the successor's key existed
+	Floor         Sample
+	RoundTrip     Sample // one linearizable read
+	Crash         Pair[Sample]
+	Teardown      []Pair[Teardown] // Leasehold, and the plain suture floor as Naive
+	IdlePerMinute Pair[float64]
+	IdleMethods   Pair[[]string]
+	Change        []Pair[Ints] // per Config.Candidates
+	ChangeMethods []Pair[[]string]
+	Overruns      int64
+}
+
+// Run runs every measurement and returns the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e, stop, err := startEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	r := &Report{Config: cfg, Machine: machine(), Started: time.Now()}
+	if r.Etcd, err = e.describe(ctx); err != nil {
+		return nil, err
+	}
+	overruns.Store(0)
+	sides := []side{leaseholdSide, naiveSide}
+	both := func(f func(s side) error) error {
+		for _, s := range sides {
+			if err := f(s); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		return nil
+	}
+
+	// 5a. Idle cost: both sides at once, each counted on its own client.
+	e.logf("idle etcd cost for %s", cfg.Idle)
+	idle := make(chan error, 2)
+	for _, s := range sides {
+		go func() {
+			perMin, methods, err := e.idleCost(ctx, s, cfg.Idle)
+			*r.IdlePerMinute.of(s), *r.IdleMethods.of(s) = perMin, methods
+			if err != nil {
+				err = fmt.Errorf("idle cost, %s: %w", s.name, err)
+			}
+			idle <- err
+		}()
+	}
+	var idleErr error
+	for range sides {
+		if err := <-idle; err != nil && idleErr == nil {
+			idleErr = err
+		}
+	}
+	if idleErr != nil {
+		return nil, idleErr
+	}
+
+	// 1. Split-brain window; the sides alternate trial by trial.
+	for i := range cfg.SplitTrials {
+		if err := both(func(s side) error {
+			w, err := e.splitTrial(ctx, s)
+			if err != nil {
+				return fmt.Errorf("split-brain trial %d: %w", i+1, err)
+			}
+			p := r.Split.of(s)
+			*p = append(*p, w)
+			e.logf("split-brain %d/%d %s: window %s ms", i+1, cfg.SplitTrials, s.name, signedMs(w))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	// 2. Graceful handovers, phase by phase, and the physical floor.
+	for _, ph := range []struct {
+		name string
+		wait func() time.Duration
+		into *Pair[Sample]
+	}{
+		{"successor waiting long", func() time.Duration { return cfg.HandoverWait }, &r.HandoverLong},
+		{"leader stops within 100 ms", func() time.Duration { return rand.N(100 * time.Millisecond) }, &r.HandoverShort},
+		{"leader stops at once", func() time.Duration { return 0 }, &r.HandoverNow},
+	} {
+		if err := both(func(s side) error {
+			got, err := e.handovers(ctx, s, cfg.Handovers, ph.wait)
+			if err != nil {
+				return fmt.Errorf("handovers (%s): %w", ph.name, err)
+			}
+			*ph.into.of(s) = got
+			e.logf("handovers, %s, %s: p50 %s ms, p99 %s ms, %d over 50 ms", ph.name, s.name, ms(got.Percentile(50)), ms(got.Percentile(99)), got.Above(50*time.Millisecond))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if r.Floor, r.RoundTrip, err = e.floor(ctx, cfg.FloorTrials); err != nil {
+		return nil, fmt.Errorf("handover floor: %w", err)
+	}
+	e.logf("handover floor: p50 %s ms; one read: p50 %s ms", ms(r.Floor.Percentile(50)), ms(r.RoundTrip.Percentile(50)))
+
+	// 3. Crash failover.
+	for i := range cfg.CrashTrials {
+		if err := both(func(s side) error {
+			d, err := e.crashTrial(ctx, s)
+			if err != nil {
+				return fmt.Errorf("crash trial %d: %w", i+1, err)
+			}
+			p := r.Crash.of(s)
+			*p = append(*p, d)
+			e.logf("crash failover %d/%d %s: %s ms", i+1, cfg.CrashTrials, s.name, ms(d))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	// 5b. Leader-change cost.
+	for _, n := range cfg.Candidates {
+		var p Pair[Ints]
+		var pm Pair[[]string]
+		if err := both(func(s side) error {
+			got, methods, err := e.leaderChangeCost(ctx, s, n, cfg.Changes)
+			if err != nil {
+				return fmt.Errorf("leader change with %d candidates: %w", n, err)
+			}
+			*p.of(s), *pm.of(s) = got, methods
+			e.logf("leader change, %d candidates, %s: %v requests", n, s.name, got)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		r.Change = append(r.Change, p)
+		r.ChangeMethods = append(r.ChangeMethods, pm)
+	}
+
+	// 4. Teardown, last: it is the heaviest on memory.
+	for _, n := range cfg.TeardownSizes {
+		var p Pair[Teardown]
+		var lh, lhSlow, su, suSlow Teardown
+		for _, m := range []struct {
+			impl string
+			slow time.Duration
+			into *Teardown
+		}{{"leasehold", 0, &lh}, {"leasehold", cfg.SlowStop, &lhSlow}, {"suture", 0, &su}, {"suture", cfg.SlowStop, &suSlow}} {
+			if *m.into, err = e.teardown(ctx, m.impl, n, m.slow); err != nil {
+				return nil, fmt.Errorf("%s teardown of %d services (stopping in %s): %w", m.impl, n, m.slow, err)
+			}
+		}
+		p.Leasehold, p.Naive = lh, su
+		overruns.Add(lh.Overruns + lhSlow.Overruns)
+		p.Leasehold.SlowTook, p.Naive.SlowTook = lhSlow.Took, suSlow.Took
+		r.Teardown = append(r.Teardown, p)
+		e.logf("teardown of %d: leasehold %s ms (slow %s ms), suture %s ms (slow %s ms)",
+			n, ms(lh.Took), ms(lhSlow.Took), ms(su.Took), ms(suSlow.Took))
+	}
+
+	r.Overruns = overruns.Load()
+	r.Took = time.Since(r.Started)
+	return r, nil
+}
+
+// floor measures the physical floor of a handover, and the round trip of
+// one linearizable read, n times each.
+func (e *env) floor(ctx context.Context, n int) (floor, rtt Sample, err error) {
+	c1, err := e.client(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c1.Close()
+	c2, err := e.client(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c2.Close()
+	for range n {
+		d, err := e.floorTrial(ctx, c1, c2)
+		if err != nil {
+			return nil, nil, err
+		}
+		floor = append(floor, d)
+		start := time.Now()
+		if _, err := c2.Get(ctx, e.prefix+"/rtt"); err != nil {
+			return nil, nil, err
+		}
+		rtt = append(rtt, time.Since(start))
+	}
+	return floor, rtt, nil
+}
+
+// describe says which etcd is measured.
+func (e *env) describe(ctx context.Context) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := e.obs.Status(sctx, e.endpoints[0])
+	if err != nil {
+		return "", fmt.Errorf("etcd at %s: %w", e.endpoints[0], err)
+	}
+	if e.embedded {
+		return fmt.Sprintf("etcd %s, embedded single member on loopback with fast settings (TickMs 10, ElectionMs 100, UnsafeNoFsync: no fsync); client %s",
+			st.Version, version.Version), nil
+	}
+	return fmt.Sprintf("etcd %s at %s (partitions through a local proxy to %s); client %s",
+		st.Version, strings.Join(e.endpoints, ","), e.endpoints[0], version.Version), nil
+}
+
+// machine describes the CPU, cores and Go version.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s %s/%s", cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
