@@ -83,7 +83,8 @@ func QuickConfig() Config {
 	}
 }
 
-func (c Config) validate() error {
+// Validate reports the first size that cannot be run.
+func (c Config) Validate() error {
 	switch {
 	case c.SplitTrials < 1, c.Handovers < 1, c.FloorTrials < 1, c.CrashTrials < 1, c.Changes < 1:
 		return errors.New("every trial count must be at least 1")

@@ -48,7 +48,7 @@ type Report struct {
 
 // Run runs every measurement and returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	e, stop, err := startEnv(cfg)
