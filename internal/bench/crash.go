@@ -185,8 +185,9 @@ func (e *env) crashTrial(ctx context.Context, s side) (time.Duration, error) {
 	if err := e.awaitKeys(ctx, prefix, 2); err != nil {
 		return 0, err
 	}
-	// Kill at a random point of the leader's renewal cycle.
-	if err := sleepCtx(ctx, 200*time.Millisecond+rand.N(benchTTL/3)); err != nil {
+	// Kill at a random point of the leader's renewal cycle (up to a second
+	// for the baseline's client).
+	if err := sleepCtx(ctx, 200*time.Millisecond+rand.N(time.Second)); err != nil {
 		return 0, err
 	}
 	killed := clock.Boot.Now()

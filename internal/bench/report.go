@@ -111,11 +111,18 @@ func (r *Report) Checks() []Check {
 	}
 	if len(r.Change) > 1 {
 		first, last := r.Change[0].Leasehold.Median(), r.Change[len(r.Change)-1].Leasehold.Median()
-		add(last <= first+2, "leasehold's leader change costs %d requests with %d candidates and %d with %d: it does not grow with candidates",
-			first, r.Config.Candidates[0], last, r.Config.Candidates[len(r.Config.Candidates)-1])
+		add(last <= first+2, "leasehold's leader change costs %d requests with %s waiting and %d with %d: it does not grow with candidates",
+			first, plural(r.Config.Candidates[0], "candidate"), last, r.Config.Candidates[len(r.Config.Candidates)-1])
 	}
 	safety(r.Overruns == 0, "no leasehold overruns (%d)", r.Overruns)
 	return out
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // Check is one acceptance condition and whether the run met it.
@@ -153,8 +160,20 @@ func (r *Report) WriteChecks(w io.Writer) {
 	}
 }
 
-// Details writes per-method request counts, for the curious.
+// Details writes the partition trials' timings and per-method request
+// counts, for the curious.
 func (r *Report) Details(w io.Writer) {
+	for _, s := range []struct {
+		name string
+		ts   []SplitTiming
+	}{{"leasehold", r.SplitTimings.Leasehold}, {"baseline", r.SplitTimings.Naive}} {
+		var old, succ Sample
+		for _, t := range s.ts {
+			old, succ = append(old, t.OldLast), append(succ, t.NewFirst)
+		}
+		fmt.Fprintf(w, "partition, %s: after the partition, the old leader last acted at %s / %s / %s ms and the successor first acted at %s / %s / %s ms (min / median / max)\n",
+			s.name, ms(old.Min()), ms(old.Median()), ms(old.Max()), ms(succ.Min()), ms(succ.Median()), ms(succ.Max()))
+	}
 	fmt.Fprintf(w, "idle requests by method, leasehold: %s\n", strings.Join(r.IdleMethods.Leasehold, " "))
 	fmt.Fprintf(w, "idle requests by method, baseline:  %s\n", strings.Join(r.IdleMethods.Naive, " "))
 	for i, n := range r.Config.Candidates {

@@ -32,6 +32,7 @@ type Report struct {
 	Took    time.Duration
 
 	Split         Pair[Sample]
+	SplitTimings  Pair[[]SplitTiming]
 	HandoverLong  Pair[Sample] // the successor waited HandoverWait
 	HandoverShort Pair[Sample] // the leader stopped within 100 ms of the successor's key, at random
 	HandoverNow   Pair[Sample] // the leader stopped as soon as the successor's key existed
@@ -97,13 +98,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// 1. Split-brain window; the sides alternate trial by trial.
 	for i := range cfg.SplitTrials {
 		if err := both(func(s side) error {
-			w, err := e.splitTrial(ctx, s)
+			st, err := e.splitTrial(ctx, s)
 			if err != nil {
 				return fmt.Errorf("split-brain trial %d: %w", i+1, err)
 			}
-			p := r.Split.of(s)
-			*p = append(*p, w)
-			e.logf("split-brain %d/%d %s: window %s ms", i+1, cfg.SplitTrials, s.name, signedMs(w))
+			p, pt := r.Split.of(s), r.SplitTimings.of(s)
+			*p, *pt = append(*p, st.Window), append(*pt, st)
+			e.logf("split-brain %d/%d %s: window %s ms (after the partition: old leader's last act %s ms, successor's first %s ms)",
+				i+1, cfg.SplitTrials, s.name, signedMs(st.Window), ms(st.OldLast), ms(st.NewFirst))
 			return nil
 		}); err != nil {
 			return nil, err

@@ -4,41 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold/clock"
 )
+
+// SplitTiming is one partition trial: the window, and when the old leader
+// last acted and the successor first acted, after the partition began.
+type SplitTiming struct {
+	Window, OldLast, NewFirst time.Duration
+}
 
 // splitTrial measures the split-brain window once: leader A is cut off
 // from etcd by a partition while successor B waits; the window is B's first
 // act minus A's last act (positive: a gap, negative: both acted at once).
-func (e *env) splitTrial(ctx context.Context, s side) (time.Duration, error) {
+func (e *env) splitTrial(ctx context.Context, s side) (SplitTiming, error) {
 	prefix := e.newPrefix("split-" + s.name)
 	pa, err := newPartitionProxy(e.endpoints[0])
 	if err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	defer pa.close()
 	pb, err := newPartitionProxy(e.endpoints[0])
 	if err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	defer pb.close()
 	ca, err := newClient([]string{pa.endpoint}, nil)
 	if err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	closeA := onceFunc(func() { _ = ca.Close() })
 	defer closeA()
 	cb, err := newClient([]string{pb.endpoint}, nil)
 	if err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	defer cb.Close()
 
 	a, err := s.start(ca, prefix, "A")
 	if err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	var b candidate
 	defer func() {
@@ -52,35 +61,39 @@ func (e *env) splitTrial(ctx context.Context, s side) (time.Duration, error) {
 		}
 	}()
 	if err := await(ctx, a.actor().first, "the first leader to act"); err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	if b, err = s.start(cb, prefix, "B"); err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	if err := e.awaitKeys(ctx, prefix, 2); err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
-	// Let B's watch settle, as a long-waiting standby's would be.
-	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
-		return 0, err
+	// Let B's watch settle, as a long-waiting standby's would be, and cut A
+	// off at a random point of its renewal cycle (leasehold renews every
+	// 667 ms; the baseline's client about every second, and checks its
+	// deadline every second).
+	if err := sleepCtx(ctx, 300*time.Millisecond+rand.N(time.Second)); err != nil {
+		return SplitTiming{}, err
 	}
 	select {
 	case <-b.actor().first:
-		return 0, errors.New("the successor acted before the partition")
+		return SplitTiming{}, errors.New("the successor acted before the partition")
 	default:
 	}
 
 	pa.partition()
+	cut := clock.Boot.Now()
 	if err := await(ctx, b.actor().first, "the successor to act after the partition"); err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	if err := await(ctx, a.actor().stopped, "the partitioned leader to stop acting"); err != nil {
-		return 0, err
+		return SplitTiming{}, err
 	}
 	_, aLast := a.actor().times()
 	bFirst, _ := b.actor().times()
 	pa.heal()
-	return bFirst.Sub(aLast), nil
+	return SplitTiming{Window: bFirst.Sub(aLast), OldLast: aLast.Sub(cut), NewFirst: bFirst.Sub(cut)}, nil
 }
 
 func onceFunc(f func()) func() {
