@@ -94,15 +94,18 @@ func (r *Report) Checks() []Check {
 	safety(r.Split.Leasehold.Negative() == 0, "leasehold's split-brain window is never negative (min %s ms)", signedMs(r.Split.Leasehold.Min()))
 	add(r.Split.Naive.Negative() > 0, "the baseline's window is negative under partition in %d of %d trials (min %s ms)",
 		r.Split.Naive.Negative(), len(r.Split.Naive), signedMs(r.Split.Naive.Min()))
-	floor, rtt := r.Floor.Percentile(99), r.RoundTrip.Percentile(50)
+	// "Within a few etcd round trips": on loopback a round trip is a
+	// fraction of a millisecond and client-side work dominates, so the
+	// yardstick is the baseline's best case, a handover to a successor whose
+	// watch has synced: the same etcd work (the floor) and the same client.
+	best, rtt := r.HandoverLong.Naive.Percentile(99), r.RoundTrip.Percentile(50)
 	for _, h := range []struct {
 		name string
 		s    Sample
 	}{{"waiting long", r.HandoverLong.Leasehold}, {"stopping within 100 ms", r.HandoverShort.Leasehold}, {"stopping at once", r.HandoverNow.Leasehold}} {
-		// The allowance covers the in-process work on a busy machine.
 		p99 := h.s.Percentile(99)
-		add(p99 <= floor+5*time.Millisecond, "leasehold's handover p99 (%s) is %s ms: %.0f round trips, %s ms above the floor's p99 (allowed: 5 ms)",
-			h.name, ms(p99), float64(p99)/float64(rtt), ms(p99-floor))
+		add(p99 <= 2*best, "leasehold's handover p99 (%s) is %s ms (%.0f round trips of %s ms): within twice the baseline's best case, its p99 of %s ms with a synced watch",
+			h.name, ms(p99), float64(p99)/float64(rtt), ms(rtt), ms(best))
 	}
 	if len(r.Teardown) > 0 {
 		big := r.Teardown[len(r.Teardown)-1].Leasehold
