@@ -449,9 +449,8 @@ func (c *campaign) record(f fault, phase, target, role string) {
 	_ = c.driver.Append(history.Event{Kind: history.Fault, Fault: f.Kind, Phase: phase, Target: target, Role: role, Detail: detail})
 }
 
-// hold waits for d even if ctx ends first (so that a fault is always healed
-// by its own code) but no longer than until ctx ends plus nothing: a
-// campaign that is over heals at once.
+// hold keeps a fault in place for d, or until the campaign is stopped; the
+// fault's own code heals it either way.
 func hold(ctx context.Context, d time.Duration) { sleepCtx(ctx, d) }
 
 func (c *campaign) inject(ctx context.Context, f fault) error {
