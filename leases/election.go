@@ -110,14 +110,25 @@ func (e *Election) Campaign(ctx context.Context) (*Term, error) {
 
 // waitDelete waits until key is deleted after revision rev. It watches from
 // rev+1: etcd serves a watch that starts in the future from its synced group
-// at once, instead of catching it up on a 100 ms loop.
+// at once, instead of catching it up on a 100 ms loop. If the store moved
+// past rev before the watch was registered, the key may already be gone and
+// the watch is a catching-up one: a read settles that at once.
 func waitDelete(ctx context.Context, c *clientv3.Client, key string, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for resp := range c.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	for resp := range c.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut(), clientv3.WithCreatedNotify()) {
 		if err := resp.Err(); err != nil {
 			// Compacted or interrupted: the caller reads the queue again.
 			return nil
+		}
+		if resp.Created {
+			if resp.Header.Revision > rev {
+				now, err := c.Get(ctx, key, clientv3.WithCountOnly())
+				if err != nil || now.Count == 0 {
+					return nil // gone already, or unknown: the caller reads the queue again
+				}
+			}
+			continue
 		}
 		for _, ev := range resp.Events {
 			if ev.Type == clientv3.EventTypeDelete {
