@@ -32,7 +32,7 @@ type Proxy struct {
 	partitioned bool
 	delay       time.Duration
 	closed      bool
-	conns       map[net.Conn]struct{}
+	conns       map[net.Conn]*bool // dirty: it lost bytes to a partition
 	wg          sync.WaitGroup
 }
 
@@ -50,7 +50,7 @@ func NewProxy(sock, to string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faults: proxy: %w", err)
 	}
-	p := &Proxy{ln: ln, to: u.Host, endpoint: "unix://" + sock, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, to: u.Host, endpoint: "unix://" + sock, conns: map[net.Conn]*bool{}}
 	p.wg.Go(p.accept)
 	return p, nil
 }
@@ -68,7 +68,7 @@ func (p *Proxy) accept() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if !p.track(in) {
+		if !p.track(in, new(bool)) {
 			in.Close()
 			return
 		}
@@ -82,14 +82,15 @@ func (p *Proxy) isClosed() bool {
 	return p.closed
 }
 
-// track registers c for Close; false once closed.
-func (p *Proxy) track(c net.Conn) bool {
+// track registers c, with the dirty flag of its pair, for Heal and Close;
+// false once closed.
+func (p *Proxy) track(c net.Conn, dirty *bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	p.conns[c] = struct{}{}
+	p.conns[c] = dirty
 	return true
 }
 
@@ -109,15 +110,18 @@ func (p *Proxy) serve(in net.Conn) {
 	if err != nil {
 		return
 	}
-	if !p.track(out) {
+	p.mu.Lock()
+	dirty := p.conns[in]
+	p.mu.Unlock()
+	if !p.track(out, dirty) {
 		out.Close()
 		return
 	}
 	defer p.untrack(out)
 	defer out.Close()
 	var wg sync.WaitGroup
-	wg.Go(func() { p.pipe(out, in); out.Close(); in.Close() })
-	wg.Go(func() { p.pipe(in, out); out.Close(); in.Close() })
+	wg.Go(func() { p.pipe(out, in, dirty); out.Close(); in.Close() })
+	wg.Go(func() { p.pipe(in, out, dirty); out.Close(); in.Close() })
 	wg.Wait()
 }
 
@@ -128,9 +132,9 @@ type chunk struct {
 }
 
 // pipe copies src to dst, dropping what is read or due while partitioned
-// and holding each chunk for the latency in force when it was read. Order
-// is kept.
-func (p *Proxy) pipe(dst, src net.Conn) {
+// (and marking the pair dirty) and holding each chunk for the latency in
+// force when it was read. Order is kept.
+func (p *Proxy) pipe(dst, src net.Conn, dirty *bool) {
 	q := make(chan chunk, 256)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -140,6 +144,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 				time.Sleep(d)
 			}
 			if drop, _ := p.state(); drop {
+				p.dirty(dirty)
 				continue
 			}
 			if _, err := dst.Write(c.data); err != nil {
@@ -154,7 +159,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			drop, delay := p.state()
-			if !drop {
+			if drop {
+				p.dirty(dirty)
+			} else {
 				q <- chunk{data: append([]byte(nil), buf[:n]...), deliver: time.Now().Add(delay)}
 			}
 		}
@@ -166,6 +173,12 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	wg.Wait()
 }
 
+func (p *Proxy) dirty(d *bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	*d = true
+}
+
 func (p *Proxy) state() (drop bool, delay time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -174,19 +187,27 @@ func (p *Proxy) state() (drop bool, delay time.Duration) {
 
 // Partition drops all traffic both ways and keeps connections open, as a
 // real partition looks to a client: requests hang until their deadline.
-// Bytes dropped mid-stream break the gRPC connection: after Heal the
-// client replaces it.
 func (p *Proxy) Partition() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.partitioned = true
 }
 
-// Heal ends a partition.
+// Heal ends a partition and resets every connection that lost bytes to it.
+// TCP never delivers a stream with a hole in it: across a real partition it
+// retransmits, or gives up and resets the connection. Forwarding the rest of
+// a stream whose middle was dropped would instead feed etcd and the client
+// corrupt HTTP/2 (PROTOCOL_ERROR on every later stream of that connection),
+// a fault no network makes.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.partitioned = false
+	for c, dirty := range p.conns {
+		if *dirty {
+			c.Close()
+		}
+	}
 }
 
 // Delay adds latency d each way to data read from now on (0 removes it).
