@@ -2,12 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,7 +11,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/pkg/v3/proxy"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
@@ -129,86 +124,4 @@ func newClient(endpoints []string, ctr *Counter) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
 	}
 	return c, nil
-}
-
-// partitionProxy is a TCP proxy in front of etcd that can blackhole traffic
-// in both directions while keeping connections open, as a real network
-// partition does. It listens on a unix socket, like internal/etcdtest's
-// proxy, which needs a testing.TB.
-type partitionProxy struct {
-	srv      proxy.Server
-	dir      string
-	endpoint string // unix:///path
-	drained  chan struct{}
-}
-
-func newPartitionProxy(target string) (*partitionProxy, error) {
-	to, err := url.Parse(target)
-	if err != nil {
-		return nil, fmt.Errorf("proxy target %q: %w", target, err)
-	}
-	// A unix socket path must fit in 108 bytes: keep it short.
-	dir, err := os.MkdirTemp("", "lhb")
-	if err != nil {
-		return nil, fmt.Errorf("proxy socket dir: %w", err)
-	}
-	sock := filepath.Join(dir, "p.sock")
-	srv := proxy.NewServer(proxy.ServerConfig{
-		Logger: zap.NewNop(),
-		From:   url.URL{Scheme: "unix", Host: sock},
-		To:     *to,
-	})
-	select {
-	case <-srv.Ready():
-	case err := <-srv.Error():
-		_ = srv.Close()
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("start proxy: %w", err)
-	case <-time.After(10 * time.Second):
-		_ = srv.Close()
-		_ = os.RemoveAll(dir)
-		return nil, errors.New("start proxy: not ready after 10s")
-	}
-	p := &partitionProxy{srv: srv, dir: dir, endpoint: "unix://" + sock, drained: make(chan struct{})}
-	go p.drainErrors()
-	return p, nil
-}
-
-// drainErrors discards the proxy's I/O errors: it reports them on a 16-slot
-// channel and stalls all traffic once that is full.
-func (p *partitionProxy) drainErrors() {
-	defer close(p.drained)
-	for {
-		select {
-		case <-p.srv.Error():
-		case <-p.srv.Done():
-			return
-		}
-	}
-}
-
-func (p *partitionProxy) partition() {
-	p.srv.BlackholeTx()
-	p.srv.BlackholeRx()
-}
-
-func (p *partitionProxy) heal() {
-	p.srv.UnblackholeTx()
-	p.srv.UnblackholeRx()
-}
-
-// close closes the proxy; close its clients first, or it waits for their
-// connections (up to 10s).
-func (p *partitionProxy) close() {
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		_ = p.srv.Close()
-	}()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-	}
-	<-p.drained
-	_ = os.RemoveAll(p.dir)
 }

@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leasehold/leasehold/clock"
+	"github.com/leasehold/leasehold/internal/etcdtest"
 )
 
 // SplitTiming is one partition trial: the window, and when the old leader
@@ -23,23 +24,23 @@ type SplitTiming struct {
 // act minus A's last act (positive: a gap, negative: both acted at once).
 func (e *env) splitTrial(ctx context.Context, s side) (SplitTiming, error) {
 	prefix := e.newPrefix("split-" + s.name)
-	pa, err := newPartitionProxy(e.endpoints[0])
+	pa, err := etcdtest.StartProxy(e.endpoints[0])
 	if err != nil {
 		return SplitTiming{}, err
 	}
-	defer pa.close()
-	pb, err := newPartitionProxy(e.endpoints[0])
+	defer func() { _ = pa.Close() }()
+	pb, err := etcdtest.StartProxy(e.endpoints[0])
 	if err != nil {
 		return SplitTiming{}, err
 	}
-	defer pb.close()
-	ca, err := newClient([]string{pa.endpoint}, nil)
+	defer func() { _ = pb.Close() }()
+	ca, err := newClient([]string{pa.Endpoint()}, nil)
 	if err != nil {
 		return SplitTiming{}, err
 	}
 	closeA := onceFunc(func() { _ = ca.Close() })
 	defer closeA()
-	cb, err := newClient([]string{pb.endpoint}, nil)
+	cb, err := newClient([]string{pb.Endpoint()}, nil)
 	if err != nil {
 		return SplitTiming{}, err
 	}
@@ -82,7 +83,7 @@ func (e *env) splitTrial(ctx context.Context, s side) (SplitTiming, error) {
 	default:
 	}
 
-	pa.partition()
+	pa.Partition()
 	cut := clock.Boot.Now()
 	if err := await(ctx, b.actor().first, "the successor to act after the partition"); err != nil {
 		return SplitTiming{}, err
@@ -92,7 +93,7 @@ func (e *env) splitTrial(ctx context.Context, s side) (SplitTiming, error) {
 	}
 	_, aLast := a.actor().times()
 	bFirst, _ := b.actor().times()
-	pa.heal()
+	pa.Heal()
 	return SplitTiming{Window: bFirst.Sub(aLast), OldLast: aLast.Sub(cut), NewFirst: bFirst.Sub(cut)}, nil
 }
 

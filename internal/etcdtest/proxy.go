@@ -1,6 +1,7 @@
 package etcdtest
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ const (
 // connections alike.
 type Proxy struct {
 	srv      proxy.Server
+	dir      string // holds the socket
 	endpoint string
 	drained  chan struct{} // closed when drainErrors returns
 
@@ -41,26 +43,34 @@ type Proxy struct {
 // that use the proxy first; Proxy.Client does that for you.
 func (s *Server) Proxy(t testing.TB) *Proxy {
 	t.Helper()
-	to, err := url.Parse(s.Endpoint)
+	p, err := StartProxy(s.Endpoint)
 	if err != nil {
-		t.Fatalf("etcdtest: parse server endpoint: %v", err)
+		t.Fatalf("etcdtest: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("etcdtest: %v: close clients made with NewClient(proxy.Endpoint()) before the test ends", err)
+		}
+	})
+	return p
+}
 
+// StartProxy starts a proxy in front of the etcd at target (an http URL)
+// without a testing.TB, for commands such as the benchmark, and waits until
+// it is ready. The caller closes it, after the clients that use it.
+func StartProxy(target string) (*Proxy, error) {
+	to, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("proxy target %q: %w", target, err)
+	}
 	// A unix socket path must fit in 108 bytes, and t.TempDir() can be
 	// longer than that (it embeds the test name), so use a short
 	// private directory under os.TempDir instead.
 	dir, err := os.MkdirTemp("", "lh")
 	if err != nil {
-		t.Fatalf("etcdtest: proxy socket dir: %v", err)
+		return nil, fmt.Errorf("proxy socket dir: %w", err)
 	}
-	// Registered before the proxy's Close so that it runs after it.
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("etcdtest: remove proxy socket dir: %v", err)
-		}
-	})
 	sock := filepath.Join(dir, "p.sock")
-
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Logger: zap.NewNop(),
 		From:   url.URL{Scheme: "unix", Host: sock},
@@ -71,23 +81,24 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 	select {
 	case <-srv.Ready():
 	case err := <-srv.Error():
-		srv.Close()
-		t.Fatalf("etcdtest: start proxy: %v", err)
+		_ = srv.Close()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start proxy: %w", err)
 	case <-time.After(proxyReadyTimeout):
-		srv.Close()
-		t.Fatalf("etcdtest: proxy not ready after %v", proxyReadyTimeout)
+		_ = srv.Close()
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("proxy not ready after %v", proxyReadyTimeout)
 	}
-
 	p := &Proxy{
 		srv: srv,
+		dir: dir,
 		// sock is absolute, so this is unix:///tmp/lh.../p.sock, which
 		// clientv3 passes to gRPC as an absolute unix path.
 		endpoint: "unix://" + sock,
 		drained:  make(chan struct{}),
 	}
 	go p.drainErrors()
-	t.Cleanup(func() { p.close(t) })
-	return p
+	return p, nil
 }
 
 // drainErrors discards the proxy's errors until it is closed. The proxy
@@ -105,9 +116,10 @@ func (p *Proxy) drainErrors() {
 	}
 }
 
-// close closes the proxy, reporting a test error if a client connected
-// through it keeps it from closing.
-func (p *Proxy) close(t testing.TB) {
+// Close closes the proxy and removes its socket. It gives up waiting after
+// proxyCloseTimeout, with an error, when a client connected through it keeps
+// it open; once that client's server side ends, the proxy finishes closing.
+func (p *Proxy) Close() error {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -115,14 +127,17 @@ func (p *Proxy) close(t testing.TB) {
 		// directory is removed next anyway.
 		_ = p.srv.Close()
 	}()
+	var err error
 	select {
 	case <-closed:
 	case <-time.After(proxyCloseTimeout):
-		// Not waiting further: once the server closes, its side of the
-		// connection ends and the proxy finishes closing.
-		t.Errorf("etcdtest: proxy still closing after %v: close clients made with NewClient(proxy.Endpoint()) before the test ends", proxyCloseTimeout)
+		err = fmt.Errorf("proxy still closing after %v", proxyCloseTimeout)
 	}
 	<-p.drained
+	if rmErr := os.RemoveAll(p.dir); rmErr != nil && err == nil {
+		err = fmt.Errorf("remove proxy socket dir: %w", rmErr)
+	}
+	return err
 }
 
 // Endpoint returns the proxy's client endpoint, unix:///path/to/socket.
