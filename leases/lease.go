@@ -154,34 +154,22 @@ func (l *Lease) keepalive(granted clock.Time) {
 	stall.Stop()
 	defer stall.Stop()
 
+	// st is nil between a broken stream and its replacement; acks is then
+	// nil too, so the loop waits on the fence and the reopen timer alone.
 	var st *renewStream
+	var acks <-chan ack
 	defer func() { st.close() }()
-	var lastBroken clock.Time
+	reopen := time.NewTimer(0) // the first stream opens at once
+	defer reopen.Stop()
 	replace := func() {
 		l.failures.Add(1)
 		st.close()
-		st, lastBroken = nil, clk.Now()
+		st, acks = nil, nil
 		stall.Stop()
+		// Pace replacement so an instantly failing stream cannot spin.
+		reopen.Reset(minStreamGap)
 	}
 	for {
-		if st == nil {
-			// Pace stream replacement so an instantly failing stream cannot spin.
-			if wait := minStreamGap - clk.Now().Sub(lastBroken); wait > 0 && !lastBroken.IsZero() {
-				select {
-				case <-l.stop:
-					return
-				case <-fence.C():
-					if l.fenced(fence) {
-						return
-					}
-					continue
-				case <-time.After(wait):
-				}
-			}
-			st = openRenewStream(l.client, l.id, clk)
-			st.kick() // a new stream renews at once
-			stall.Reset(stallAfter)
-		}
 		select {
 		case <-l.stop:
 			return
@@ -189,13 +177,24 @@ func (l *Lease) keepalive(granted clock.Time) {
 			if l.fenced(fence) {
 				return
 			}
+		case <-reopen.C:
+			st = openRenewStream(l.client, l.id, clk)
+			acks = st.acks
+			st.kick() // a new stream renews at once
+			stall.Reset(stallAfter)
 		case <-renew.C:
 			renew.Reset(l.cfg.RenewInterval)
+			if st == nil {
+				continue // the next stream renews as it opens
+			}
 			if _, waiting := st.oldestPending(); !waiting {
 				stall.Reset(stallAfter)
 			}
 			st.kick()
 		case <-stall.C:
+			if st == nil {
+				continue // armed only with a stream; stopped when it is replaced
+			}
 			if oldest, ok := st.oldestPending(); ok {
 				if age := clk.Now().Sub(oldest); age < stallAfter {
 					stall.Reset(stallAfter - age)
@@ -203,7 +202,7 @@ func (l *Lease) keepalive(granted clock.Time) {
 				}
 			}
 			replace()
-		case a := <-st.acks:
+		case a := <-acks:
 			if a.err != nil {
 				replace()
 				continue
