@@ -3,14 +3,15 @@ package leasehold_test
 import (
 	"context"
 	"io"
+	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/internal/evtest"
 	"github.com/leasehold/leasehold/supervisor"
 )
 
@@ -21,76 +22,49 @@ const waitLimit = 60 * time.Second
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // recorder keeps a runtime's events in the order they happened and lets a
-// test await one.
-type recorder struct {
-	mu      sync.Mutex
-	events  []supervisor.Event
-	changed chan struct{} // closed and replaced on every event
-}
+// test await one: wait and waitNth look anywhere in the log (for events
+// whose order the test does not know), next only after the event next
+// returned last (for a sequence, such as a failure and then the restart).
+type recorder struct{ log *evtest.Log[supervisor.Event] }
 
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
+func newRecorder() *recorder { return &recorder{log: evtest.New[supervisor.Event]()} }
 
-func (r *recorder) on(e supervisor.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
+func (r *recorder) on(e supervisor.Event) { r.log.Add(e) }
 
-// find returns the index of the nth event (from 1) that matches, or -1 and
-// a channel closed on the next event.
+// find returns the index of the nth event (from 1) that matches, or -1.
 func (r *recorder) find(nth int, match func(supervisor.Event) bool) (int, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, e := range r.events {
+	for i, e := range r.all() {
 		if match(e) {
 			if nth--; nth == 0 {
 				return i, nil
 			}
 		}
 	}
-	return -1, r.changed
+	return -1, nil
 }
 
 // wait waits for the first event that matches and returns it with its index.
 func (r *recorder) wait(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
 	t.Helper()
-	return r.waitNth(t, what, 1, match)
+	return r.log.First(t, what, match)
+}
+
+// next waits for the first event that matches after the one next returned
+// last.
+func (r *recorder) next(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
+	t.Helper()
+	return r.log.Next(t, what, match)
 }
 
 // waitNth waits for the nth event (from 1) that matches.
 func (r *recorder) waitNth(t *testing.T, what string, nth int, match func(supervisor.Event) bool) (supervisor.Event, int) {
 	t.Helper()
-	deadline := time.After(waitLimit)
-	for {
-		i, changed := r.find(nth, match)
-		if i >= 0 {
-			return r.all()[i], i
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("no %s event after %s; events: %v", what, waitLimit, r.all())
-		}
-	}
+	return r.log.Nth(t, fmt.Sprintf("%s (#%d)", what, nth), nth, match)
 }
 
-func (r *recorder) all() []supervisor.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]supervisor.Event(nil), r.events...)
-}
+func (r *recorder) all() []supervisor.Event { return r.log.All() }
 
-func (r *recorder) count(match func(supervisor.Event) bool) int {
-	n := 0
-	for _, e := range r.all() {
-		if match(e) {
-			n++
-		}
-	}
-	return n
-}
+func (r *recorder) count(match func(supervisor.Event) bool) int { return r.log.Count(match) }
 
 func is(kind supervisor.EventKind, path string) func(supervisor.Event) bool {
 	return func(e supervisor.Event) bool { return e.Kind == kind && e.Path == path }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +25,10 @@ type Lease struct {
 	cfg    Config
 	id     clientv3.LeaseID
 	ttl    time.Duration // as granted
+	outer  *Lease        // the lease this one is nested within, if any
+	open   streamOpener
 
-	heldUntil atomic.Int64 // clock.Time; only grows
+	heldUntil atomic.Int64 // clock.Time of this lease alone; only grows
 	renewals  atomic.Int64
 	failures  atomic.Int64
 
@@ -35,14 +38,31 @@ type Lease struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed to end the keepalive loop
 	done     chan struct{} // closed when the keepalive loop has returned
+
+	trace func(step string) // tests: told "ack" and "replaced" by the keepalive loop
+}
+
+// GrantOption adjusts how Grant grants a lease.
+type GrantOption func(*grantOptions)
+
+type grantOptions struct{ outer *Lease }
+
+// Within nests the lease in outer: HeldUntil and Deadline never exceed
+// outer's, because work under both must stop before either could expire.
+func Within(outer *Lease) GrantOption {
+	return func(o *grantOptions) { o.outer = outer }
 }
 
 // Grant grants a lease of cfg.TTL and starts renewing it. It fails with an
 // error wrapping ErrInvalidConfig for a bad cfg, and with ErrTTLRaised when
 // etcd granted a different TTL (the request is below the cluster's minimum).
-func Grant(ctx context.Context, c *clientv3.Client, cfg Config) (*Lease, error) {
+func Grant(ctx context.Context, c *clientv3.Client, cfg Config, opts ...GrantOption) (*Lease, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o grantOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	cfg = cfg.WithDefaults()
 	sent := cfg.Clock.Now()
@@ -57,19 +77,32 @@ func Grant(ctx context.Context, c *clientv3.Client, cfg Config) (*Lease, error) 
 		_, _ = c.Revoke(revokeCtx, resp.ID)
 		return nil, fmt.Errorf("%w: etcd granted %s for TTL %s: set TTL to at least %s", ErrTTLRaised, granted, cfg.TTL, granted)
 	}
-	l := &Lease{
-		client: c,
-		cfg:    cfg,
-		id:     resp.ID,
-		ttl:    granted,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+	open := func(ctx context.Context) (keepAliveStream, error) {
+		return pb.NewLeaseClient(c.ActiveConnection()).LeaseKeepAlive(clientv3.WithRequireLeader(ctx))
 	}
-	l.heldUntil.Store(int64(sent.Add(heldFor(granted, cfg.Rho, cfg.Guard))))
-	l.ctx, l.cancel = context.WithCancelCause(context.Background())
-	go l.keepalive(sent)
+	l := newLease(cfg, resp.ID, granted, sent, open)
+	l.client, l.outer = c, o.outer
+	l.start(sent)
 	return l, nil
 }
+
+// newLease prepares a lease granted ttl by a request sent at sent; start
+// begins renewing it on streams from open.
+func newLease(cfg Config, id clientv3.LeaseID, ttl time.Duration, sent clock.Time, open streamOpener) *Lease {
+	l := &Lease{
+		cfg:  cfg,
+		id:   id,
+		ttl:  ttl,
+		open: open,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	l.heldUntil.Store(int64(sent.Add(heldFor(ttl, cfg.Rho, cfg.Guard))))
+	l.ctx, l.cancel = context.WithCancelCause(context.Background())
+	return l
+}
+
+func (l *Lease) start(sent clock.Time) { go l.keepalive(sent) }
 
 // ID is the etcd lease ID.
 func (l *Lease) ID() clientv3.LeaseID { return l.id }
@@ -80,14 +113,30 @@ func (l *Lease) TTL() time.Duration { return l.ttl }
 // Config is the lease's configuration, defaults applied.
 func (l *Lease) Config() Config { return l.cfg }
 
-// HeldUntil is the instant until which the lease is certainly held in etcd,
-// given clock drift below Config.Rho. It only moves later, and stops moving
-// once the lease is lost.
-func (l *Lease) HeldUntil() clock.Time { return clock.Time(l.heldUntil.Load()) }
+// HeldUntil is the instant until which the lease, and every lease it is
+// nested Within, is certainly held in etcd, given clock drift below
+// Config.Rho. It only moves later, and stops moving once the lease is lost.
+func (l *Lease) HeldUntil() clock.Time {
+	h := l.ownHeldUntil()
+	if l.outer != nil {
+		h = min(h, l.outer.HeldUntil())
+	}
+	return h
+}
+
+func (l *Lease) ownHeldUntil() clock.Time { return clock.Time(l.heldUntil.Load()) }
+
+// Deadline is the instant by which everything running under the lease must
+// have returned: HeldUntil minus Guard, so that even exiting the process
+// completes before HeldUntil. The supervisor's overrun policy applies there,
+// and the command guard kills there.
+func (l *Lease) Deadline() clock.Time { return l.HeldUntil().Add(-l.cfg.Guard) }
 
 // FenceAt is the instant at which the lease is declared lost locally if no
-// later renewal has been acknowledged: HeldUntil minus the stop budget.
-func (l *Lease) FenceAt() clock.Time { return l.HeldUntil().Add(-l.cfg.StopBudget) }
+// later renewal has been acknowledged: this lease's own HeldUntil minus the
+// stop budget. (A lease nested Within another is also stopped when the outer
+// one is lost, by whoever nests them.)
+func (l *Lease) FenceAt() clock.Time { return l.ownHeldUntil().Add(-l.cfg.StopBudget) }
 
 // Ctx is a context that ends when the lease is lost, revoked or closed;
 // context.Cause tells which (ErrExpired, ErrNotFound, ErrRevoked, ErrClosed).
@@ -121,6 +170,9 @@ func (l *Lease) Close() {
 // once. A lease etcd no longer has counts as revoked.
 func (l *Lease) Revoke(ctx context.Context) error {
 	l.halt(ErrRevoked)
+	if l.client == nil {
+		return nil
+	}
 	_, err := l.client.Revoke(ctx, l.id)
 	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("leases: revoke %x: %w", int64(l.id), err)
@@ -136,22 +188,24 @@ func (l *Lease) halt(cause error) {
 	l.cancel(cause)
 }
 
+// never is an instant no timer reaches: a timer armed for it is idle.
+const never = clock.Time(math.MaxInt64)
+
 // keepalive owns the renewal stream and the fence timer. Renewals go out every
 // RenewInterval; a broken or stalled stream is replaced at once; every
 // acknowledged renewal moves HeldUntil to its send time plus the held TTL.
+// Every timer is on the lease's clock.
 func (l *Lease) keepalive(granted clock.Time) {
 	defer close(l.done)
 	clk := l.cfg.Clock
 	fence := clk.NewTimer(l.FenceAt())
 	defer fence.Stop()
-	renew := time.NewTimer(l.cfg.RenewInterval - clk.Now().Sub(granted))
+	renew := clk.NewTimer(granted.Add(l.cfg.RenewInterval))
 	defer renew.Stop()
-
 	// A renewal unanswered for stallAfter means the stream is stuck (for
 	// example blackholed); it is replaced and the renewal retried at once.
-	stallAfter := l.cfg.RenewInterval / 2
-	stall := time.NewTimer(stallAfter)
-	stall.Stop()
+	w := stallWatch{after: l.cfg.RenewInterval / 2}
+	stall := clk.NewTimer(never)
 	defer stall.Stop()
 
 	// st is nil between a broken stream and its replacement; acks is then
@@ -159,15 +213,32 @@ func (l *Lease) keepalive(granted clock.Time) {
 	var st *renewStream
 	var acks <-chan ack
 	defer func() { st.close() }()
-	reopen := time.NewTimer(0) // the first stream opens at once
+	reopen := clk.NewTimer(clk.Now()) // the first stream opens at once
 	defer reopen.Stop()
+	// rearm points the stall timer at the oldest outstanding request; it
+	// runs after everything that changes what is outstanding, so no request
+	// can go unwatched.
+	rearm := func() {
+		if st == nil {
+			stall.Reset(never)
+			return
+		}
+		stall.Reset(w.due(st.oldestPending()))
+	}
+	kick := func() {
+		w.kicked(clk.Now())
+		st.kick()
+		rearm()
+	}
 	replace := func() {
 		l.failures.Add(1)
 		st.close()
 		st, acks = nil, nil
-		stall.Stop()
+		w = stallWatch{after: w.after}
+		rearm()
 		// Pace replacement so an instantly failing stream cannot spin.
-		reopen.Reset(minStreamGap)
+		reopen.Reset(clk.Now().Add(minStreamGap))
+		l.traced("replaced")
 	}
 	for {
 		select {
@@ -177,29 +248,23 @@ func (l *Lease) keepalive(granted clock.Time) {
 			if l.fenced(fence) {
 				return
 			}
-		case <-reopen.C:
-			st = openRenewStream(l.client, l.id, clk)
+		case <-reopen.C():
+			reopen.Reset(never)
+			st = openRenewStream(l.open, l.id, clk)
 			acks = st.acks
-			st.kick() // a new stream renews at once
-			stall.Reset(stallAfter)
-		case <-renew.C:
-			renew.Reset(l.cfg.RenewInterval)
+			kick() // a new stream renews at once
+		case <-renew.C():
+			renew.Reset(clk.Now().Add(l.cfg.RenewInterval))
+			if st != nil {
+				kick() // else the next stream renews as it opens
+			}
+		case <-stall.C():
 			if st == nil {
-				continue // the next stream renews as it opens
+				continue
 			}
-			if _, waiting := st.oldestPending(); !waiting {
-				stall.Reset(stallAfter)
-			}
-			st.kick()
-		case <-stall.C:
-			if st == nil {
-				continue // armed only with a stream; stopped when it is replaced
-			}
-			if oldest, ok := st.oldestPending(); ok {
-				if age := clk.Now().Sub(oldest); age < stallAfter {
-					stall.Reset(stallAfter - age)
-					continue
-				}
+			if due := w.due(st.oldestPending()); clk.Now().Before(due) {
+				stall.Reset(due)
+				continue
 			}
 			replace()
 		case a := <-acks:
@@ -212,16 +277,58 @@ func (l *Lease) keepalive(granted clock.Time) {
 				return
 			}
 			l.renewals.Add(1)
-			if _, waiting := st.oldestPending(); !waiting {
-				stall.Stop()
-			}
+			w.acked(a.sent)
+			rearm()
 			until := a.sent.Add(heldFor(time.Duration(a.ttl)*time.Second, l.cfg.Rho, l.cfg.Guard))
-			if until.After(l.HeldUntil()) {
+			if until.After(l.ownHeldUntil()) {
 				l.heldUntil.Store(int64(until))
 				fence.Reset(l.FenceAt())
 			}
+			l.traced("ack")
 		}
 	}
+}
+
+func (l *Lease) traced(step string) {
+	if l.trace != nil {
+		l.trace(step)
+	}
+}
+
+// stallWatch decides when a renewal stream counts as stalled. A request
+// is outstanding from the moment the loop asks for it (the stream's sender
+// records its send time a little later) until an answer to it, or to a later
+// request, arrives.
+type stallWatch struct {
+	after    time.Duration
+	kickedAt clock.Time // the loop's latest request for a renewal
+	answered clock.Time // send time of the newest answered request
+}
+
+func (w *stallWatch) kicked(now clock.Time) { w.kickedAt = now }
+
+func (w *stallWatch) acked(sent clock.Time) {
+	if sent > w.answered {
+		w.answered = sent
+	}
+}
+
+// due is when the stream counts as stalled, given the send time of its oldest
+// unanswered request (if waiting); never while nothing is outstanding.
+func (w *stallWatch) due(oldest clock.Time, waiting bool) clock.Time {
+	start := never
+	if waiting {
+		start = oldest
+	}
+	// A request asked for but not yet recorded by the sender: its send time
+	// will be at or after kickedAt, so an answer sent since settles it.
+	if w.kickedAt != 0 && w.answered < w.kickedAt && w.kickedAt < start {
+		start = w.kickedAt
+	}
+	if start == never {
+		return never
+	}
+	return start.Add(w.after)
 }
 
 // minStreamGap paces the replacement of renewal streams.
@@ -264,11 +371,20 @@ type renewStream struct {
 	}
 }
 
-func openRenewStream(c *clientv3.Client, id clientv3.LeaseID, clk clock.Clock) *renewStream {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+// keepAliveStream is the part of etcd's LeaseKeepAlive stream the loop uses.
+type keepAliveStream interface {
+	Send(*pb.LeaseKeepAliveRequest) error
+	Recv() (*pb.LeaseKeepAliveResponse, error)
+}
+
+// streamOpener opens a keepalive stream that ends with ctx.
+type streamOpener func(ctx context.Context) (keepAliveStream, error)
+
+func openRenewStream(open streamOpener, id clientv3.LeaseID, clk clock.Clock) *renewStream {
+	ctx, cancel := context.WithCancel(context.Background())
 	st := &renewStream{clk: clk, id: id, cancel: cancel, kicks: make(chan struct{}, 1), acks: make(chan ack, 1)}
 	st.wg.Add(1)
-	go st.run(ctx, pb.NewLeaseClient(c.ActiveConnection()))
+	go st.run(ctx, open)
 	return st
 }
 
@@ -308,9 +424,9 @@ func (st *renewStream) report(ctx context.Context, a ack) bool {
 
 // run opens the stream, receives on a second goroutine, and sends a renewal
 // for every kick, recording its send time just before the send.
-func (st *renewStream) run(ctx context.Context, lc pb.LeaseClient) {
+func (st *renewStream) run(ctx context.Context, open streamOpener) {
 	defer st.wg.Done()
-	stream, err := lc.LeaseKeepAlive(ctx)
+	stream, err := open(ctx)
 	if err != nil {
 		st.report(ctx, ack{err: err})
 		return
@@ -333,7 +449,7 @@ func (st *renewStream) run(ctx context.Context, lc pb.LeaseClient) {
 	}
 }
 
-func (st *renewStream) receive(ctx context.Context, stream pb.Lease_LeaseKeepAliveClient) {
+func (st *renewStream) receive(ctx context.Context, stream keepAliveStream) {
 	defer st.wg.Done()
 	for {
 		resp, err := stream.Recv()

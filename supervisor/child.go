@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"time"
 
 	"github.com/thejerf/suture/v4"
 )
@@ -37,6 +36,7 @@ type child struct {
 	// the Serve loop touches it.
 	failures int
 
+	// mu is taken before node.mu, never together with Group.mu (see Group).
 	mu struct {
 		sync.Mutex
 		running   bool
@@ -80,7 +80,10 @@ func (c *child) Serve(supCtx context.Context) error {
 		if c.failures > 0 {
 			c.n.setState(StateBackoff)
 			c.n.rt.emit(Event{Kind: EventServiceBackoff, Path: c.n.path, Node: c.n.spec.Kind})
-			sleep(c.ctx, c.n.spec.Backoff.withDefaults().delay(c.failures))
+			// A child waking from its backoff during teardown must not
+			// start again: both waits end when the group stops, and begin
+			// checks again.
+			c.g.sleep(c, c.n.spec.Backoff.withDefaults().delay(c.failures))
 			c.g.pause(c)
 		}
 		if !c.g.awaitTurn(c) {
@@ -90,7 +93,7 @@ func (c *child) Serve(supCtx context.Context) error {
 		if !ok {
 			break
 		}
-		started := time.Now()
+		started := c.n.rt.opts.Clock.Now()
 		err := c.invoke(runCtx)
 		regroup := c.end(idle, runCtx, err)
 		if c.ctx.Err() != nil {
@@ -106,7 +109,7 @@ func (c *child) Serve(supCtx context.Context) error {
 			}
 			break
 		}
-		if time.Since(started) > c.n.spec.Backoff.withDefaults().Max {
+		if c.n.rt.opts.Clock.Now().Sub(started) > c.n.spec.Backoff.withDefaults().Max {
 			c.failures = 0
 		}
 		c.failures++
@@ -154,14 +157,27 @@ func (c *child) finish(err error) {
 	}
 }
 
-// begin starts a run, unless the child is already stopped. Checking under
-// the lock means that once stop is called and the child is idle, no new run
-// can start.
+// begin starts a run, unless the child is stopped, its group is stopping or
+// an enclosing lease is lost or past its FenceAt. Checking under the lock
+// means that once stop is called and the child is idle, no new run can
+// start.
 func (c *child) begin() (context.Context, chan struct{}, bool) {
+	runCtx, idle, ready, ok := c.beginLocked()
+	if ready {
+		c.g.notify()
+	}
+	return runCtx, idle, ok
+}
+
+func (c *child) beginLocked() (context.Context, chan struct{}, bool, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx.Err() != nil {
-		return nil, nil, false
+		return nil, nil, false, false
+	}
+	at, ok := c.g.mayStart()
+	if !ok {
+		return nil, nil, false, false
 	}
 	runCtx, cancel := context.WithCancelCause(context.WithValue(c.ctx, childKey{}, c))
 	c.mu.running, c.mu.runCancel = true, cancel
@@ -173,12 +189,9 @@ func (c *child) begin() (context.Context, chan struct{}, bool) {
 	c.n.mu.Unlock()
 	if c.n.spec.Kind == KindService {
 		c.n.setState(StateRunning)
-		c.n.rt.emit(Event{Kind: EventServiceStarted, Path: c.n.path, Node: KindService})
+		c.n.rt.emit(Event{At: at, Kind: EventServiceStarted, Path: c.n.path, Node: KindService})
 	}
-	if c.mu.ready {
-		defer c.g.notify()
-	}
-	return runCtx, c.mu.idle, true
+	return runCtx, c.mu.idle, c.mu.ready, true
 }
 
 // end records the end of a run and reports whether it was stopped for a
@@ -186,8 +199,8 @@ func (c *child) begin() (context.Context, chan struct{}, bool) {
 func (c *child) end(idle chan struct{}, runCtx context.Context, err error) bool {
 	// The child's lock orders this against halt, so the node's state ends at
 	// stopped, never at a late "stopping".
+	defer c.g.notify() // after the unlock: child.mu and Group.mu are never held together
 	c.mu.Lock()
-	defer c.g.notify()
 	defer c.mu.Unlock()
 	c.mu.runCancel(nil)
 	stopped := c.ctx.Err() != nil

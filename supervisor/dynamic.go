@@ -44,31 +44,48 @@ func (g *Group) Add(spec *Spec) error {
 }
 
 // Remove stops the named dynamic child and returns once it has returned
-// (its whole subtree, for a subtree), or when ctx ends first.
+// (its whole subtree, for a subtree), or when ctx ends first. Either way
+// the child stays in the group, tracked by teardown and by the lease's
+// deadline, until its Serve has returned: a Remove that gives up waiting
+// never lets a running child out of sight.
 func (g *Group) Remove(ctx context.Context, name string) error {
 	g.mu.Lock()
 	d, ok := g.mu.dynamic[name]
-	stopping := g.mu.stopping
-	if ok && !stopping {
-		delete(g.mu.dynamic, name)
-		g.mu.kids = slices.DeleteFunc(g.mu.kids, func(c *child) bool { return c == d.c })
-	}
 	g.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s/%s", ErrNoChild, g.n.path, name)
 	}
-	if err := waitIdle(ctx, d.c.halt(errRemoved)); err != nil || stopping {
-		// While stopping, the term's teardown owns the child.
+	idle := d.c.halt(errRemoved)
+	g.n.rt.background(func() {
+		<-idle
+		d.forgotten.Do(func() { g.forget(d) })
+	})
+	if err := waitIdle(ctx, idle); err != nil {
 		return err
 	}
-	// The child has returned and waits for suture to let go of it (or
-	// suture already has, for a child that ended for good).
-	_ = g.sup.RemoveAndWait(d.token, time.Second)
+	d.forgotten.Do(func() { g.forget(d) })
+	return nil
+}
+
+// forget drops a removed child that has returned. During teardown the
+// term's end does that, and suture is stopping anyway.
+func (g *Group) forget(d *dynamicChild) {
+	g.mu.Lock()
+	stopping := g.mu.stopping
+	if g.mu.dynamic[d.c.n.spec.Name] == d {
+		delete(g.mu.dynamic, d.c.n.spec.Name)
+	}
+	g.mu.kids = slices.DeleteFunc(g.mu.kids, func(c *child) bool { return c == d.c })
+	g.mu.Unlock()
+	if !stopping {
+		// The child has returned and waits for suture to let go of it (or
+		// suture already has, for a child that ended for good).
+		_ = g.sup.RemoveAndWait(d.token, time.Second)
+	}
 	g.n.mu.Lock()
 	g.n.mu.dynamic = slices.DeleteFunc(g.n.mu.dynamic, func(c *node) bool { return c == d.c.n })
 	g.n.mu.Unlock()
 	g.notify()
-	return nil
 }
 
 // Names lists the group's dynamic children.

@@ -12,7 +12,6 @@ import (
 	"github.com/thejerf/suture/v4"
 
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/leases"
 )
 
 // sutureSpec makes suture the engine that runs children, while leasehold
@@ -41,28 +40,37 @@ type Group struct {
 	n         *node
 	sup       *suture.Supervisor
 	ctx       context.Context // values for the children; never cancelled itself
+	live      context.Context // ends when the group stops: no child starts after
 	escalate  context.CancelCauseFunc
-	deadline  func() (leaseInfo, bool)
+	scope     scope
 	strategy  Strategy
 	intensity Intensity
 
+	// Lock order: Group.mu before node.mu; child.mu before node.mu;
+	// Group.mu and child.mu are never held together; outbox.mu is a leaf.
+	// No runtime lock is held while user code (Serve, OnEvent, the log
+	// handler, the overrun policy) runs: events and logs are only queued.
 	mu struct {
 		sync.Mutex
 		stopping bool
-		kids     []*child // declared, then dynamic, in order
+		// kids holds every child that may still be running, declared then
+		// dynamic, in order; a removed child leaves it only once its Serve
+		// has returned, so teardown and the deadline always see it.
+		kids     []*child
 		dynamic  map[string]*dynamicChild
-		restarts []time.Time // within the intensity period
+		restarts []clock.Time // within the intensity period
 		changed  chan struct{}
 		// suture-style backoff: decayed failure count, and the pause.
 		failures    float64
-		lastFailure time.Time
-		pausedUntil time.Time
+		lastFailure clock.Time
+		pausedUntil clock.Time
 	}
 }
 
 type dynamicChild struct {
-	c     *child
-	token suture.ServiceToken
+	c         *child
+	token     suture.ServiceToken
+	forgotten sync.Once // dropped from the group once removed and returned
 }
 
 // GroupOf returns the group the service whose context ctx is belongs to,
@@ -76,20 +84,21 @@ func GroupOf(ctx context.Context) *Group {
 func (g *Group) Path() string { return g.n.path }
 
 // runChildren runs n's children under a new group until ctx ends or the
-// group escalates, then tears them down. onStop, if set, is called with the
-// cause as soon as the group stops, before any child does. It returns an
-// error wrapping ErrEscalated when the group gave up.
-func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool), onStop func(error)) error {
+// group escalates, then tears them down. sc is what the children inherit
+// from the enclosing leases. onStop, if set, is called with the cause as
+// soon as the group stops, before any child does. It returns an error
+// wrapping ErrEscalated when the group gave up.
+func (n *node) runChildren(ctx context.Context, sc scope, onStop func(error)) error {
 	runCtx, escalate := context.WithCancelCause(ctx)
 	defer escalate(nil)
 	g := &Group{
-		n: n, sup: suture.New(n.path, n.rt.sutureSpec()), escalate: escalate, deadline: deadline,
+		n: n, sup: suture.New(n.path, n.rt.sutureSpec()), live: runCtx, escalate: escalate, scope: sc,
 		strategy: n.spec.Strategy, intensity: n.spec.Intensity.withDefaults(),
 	}
 	if g.strategy == "" {
 		g.strategy = OneForOne
 	}
-	g.ctx = context.WithValue(ctx, groupKey{}, g)
+	g.ctx = context.WithValue(withScope(ctx, sc), groupKey{}, g)
 	g.mu.dynamic = make(map[string]*dynamicChild)
 	g.mu.changed = make(chan struct{})
 	for _, cn := range n.children {
@@ -132,8 +141,9 @@ func (n *node) runChildren(ctx context.Context, deadline func() (leaseInfo, bool
 
 // teardown stops every child and waits for each to return. Ordered groups
 // stop one child at a time in reverse order; others stop subtrees together,
-// then services together. A child still running past its Shutdown, or past
-// the enclosing lease's deadline, triggers the overrun policy.
+// then services together. A child still running past its Shutdown triggers
+// the overrun policy; the enclosing leases' deadlines are enforced apart
+// from teardown, by each lease node's watchdog (see node.watch).
 func (g *Group) teardown(cause error) {
 	g.mu.Lock()
 	g.mu.stopping = true
@@ -159,75 +169,82 @@ func (g *Group) teardown(cause error) {
 
 // await stops children together with stop and waits until each has
 // returned, applying the overrun policy to any that outlives its own
-// Shutdown or the enclosing lease's deadline.
+// Shutdown. It stops waiting once an enclosing lease's watchdog has applied
+// the overrun policy (which, if it returns, lets teardown go on as if the
+// stuck services had stopped; they stay tracked).
 func (g *Group) await(children []*child, stop func(*child) <-chan struct{}) {
 	if len(children) == 0 {
 		return
 	}
-	asked := time.Now()
+	clk := g.n.rt.opts.Clock
+	asked := clk.Now()
 	idle := make([]<-chan struct{}, len(children))
 	for i, c := range children {
 		idle[i] = stop(c)
 	}
-	var leaseTimer clock.Timer
-	var expired <-chan struct{}
-	var lease leaseInfo
-	if g.deadline != nil {
-		if l, ok := g.deadline(); ok {
-			lease = l
-			leaseTimer = g.n.rt.opts.Clock.NewTimer(overrunAt(l.lease))
-			defer leaseTimer.Stop()
-			expired = leaseTimer.C()
-		}
-	}
 	for i, c := range children {
-		var own <-chan time.Time
+		var own <-chan struct{}
 		if d := c.n.spec.Shutdown; d > 0 {
-			t := time.NewTimer(time.Until(asked.Add(d)))
-			own = t.C
+			t := clk.NewTimer(asked.Add(d))
+			own = t.C()
 			defer t.Stop()
 		}
-	wait:
-		for {
-			select {
-			case <-idle[i]:
-				break wait
-			case <-own:
-				if stuck := c.n.stuck(); len(stuck) > 0 {
-					g.n.rt.overrun(Overrun{Path: c.n.path, Shutdown: c.n.spec.Shutdown, Stuck: stuck})
-				}
-				break wait
-			case <-expired:
-				// HeldUntil moves later while the lease is renewed (a
-				// graceful stop under a healthy lease): only its real
-				// arrival counts.
-				if at := overrunAt(lease.lease); g.n.rt.opts.Clock.Now().Before(at) {
-					leaseTimer.Reset(at)
-					continue
-				}
-				var stuck []string
-				for _, rest := range children[i:] {
-					stuck = append(stuck, rest.n.stuck()...)
-				}
-				if len(stuck) > 0 {
-					g.n.rt.overrun(Overrun{Path: lease.path, LeaseID: lease.lease.ID(), HeldUntil: lease.lease.HeldUntil(), Stuck: stuck})
-				}
-				return
+		select {
+		case <-idle[i]:
+		case <-own:
+			if stuck := c.n.stuck(); len(stuck) > 0 {
+				g.n.rt.overrun(Overrun{Path: c.n.path, Shutdown: c.n.spec.Shutdown, Stuck: stuck})
 			}
+		case <-g.scope.overdue.Done():
+			return
 		}
 	}
 }
 
-// overrunAt is when the overrun policy applies: one Guard before HeldUntil,
-// so that even the default policy's exit completes before HeldUntil.
-func overrunAt(l *leases.Lease) clock.Time {
-	return l.HeldUntil().Add(-l.Config().Guard)
-}
+// overrunLogWait is how long an overrun waits for its log line to be written
+// before applying the policy (the default policy exits the process).
+const overrunLogWait = 20 * time.Millisecond
 
 func (r *Runtime) overrun(o Overrun) {
 	logOverrun(r.log, o)
-	r.emit(Event{Kind: EventOverrun, Path: o.Path, LeaseID: o.LeaseID, Stuck: o.Stuck})
+	r.emit(Event{Kind: EventOverrun, Path: o.Path, LeaseID: o.LeaseID, HeldUntil: o.HeldUntil, Stuck: o.Stuck})
+	r.out.flush(overrunLogWait)
 	r.opts.Overrun(o)
+}
+
+// mayStart reports whether a child may start a run now: the group is live
+// and every enclosing lease is held and short of its FenceAt. It returns the
+// instant it checked, which the start is recorded at.
+func (g *Group) mayStart() (clock.Time, bool) {
+	now := g.n.rt.opts.Clock.Now()
+	if g.live.Err() != nil {
+		return now, false
+	}
+	for _, l := range g.scope.leases {
+		if l.Err() != nil || !now.Before(l.FenceAt()) {
+			return now, false
+		}
+	}
+	return now, true
+}
+
+// sleep waits d on the runtime's clock for c, reporting false when c or the
+// whole group is stopped first.
+func (g *Group) sleep(c *child, d time.Duration) bool {
+	if d <= 0 {
+		return c.ctx.Err() == nil && g.live.Err() == nil
+	}
+	clk := g.n.rt.opts.Clock
+	t := clk.NewTimer(clk.Now().Add(d))
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return false
+	case <-g.live.Done():
+		return false
+	case <-t.C():
+		return true
+	}
 }
 
 // notify wakes children waiting for their turn to start.
@@ -271,27 +288,27 @@ func (g *Group) awaitTurn(c *child) bool {
 // returned) on its own and is about to restart. It reports false when the
 // group escalated instead.
 func (g *Group) failed(c *child, err error) bool {
-	now := time.Now()
+	now := g.n.rt.opts.Clock.Now()
 	g.mu.Lock()
 	if g.mu.stopping {
 		g.mu.Unlock()
 		return false
 	}
-	g.mu.restarts = append(slices.DeleteFunc(g.mu.restarts, func(t time.Time) bool {
+	g.mu.restarts = append(slices.DeleteFunc(g.mu.restarts, func(t clock.Time) bool {
 		return now.Sub(t) > g.intensity.Period
 	}), now)
 	if sb := g.n.spec.Suture; sb != nil {
 		// suture's rule: decay, count, and past the threshold pause the
 		// whole group instead of escalating.
-		if !g.mu.lastFailure.IsZero() {
+		if g.mu.lastFailure != 0 {
 			g.mu.failures *= math.Pow(0.5, now.Sub(g.mu.lastFailure).Seconds()/sb.Decay.Seconds())
 		}
 		g.mu.failures++
 		g.mu.lastFailure = now
 		if g.mu.failures > sb.Threshold {
 			g.mu.failures, g.mu.pausedUntil = 0, now.Add(sb.Backoff)
-			g.n.rt.log.Warn("too many failures; pausing restarts", "node", g.n.path, "for", sb.Backoff)
-			g.n.rt.emit(Event{Kind: EventPaused, Path: g.n.path, Node: g.n.spec.Kind})
+			defer g.n.rt.log.Warn("too many failures; pausing restarts", "node", g.n.path, "for", sb.Backoff)
+			defer g.n.rt.emit(Event{Kind: EventPaused, Path: g.n.path, Node: g.n.spec.Kind})
 		}
 	} else if max := g.intensity.MaxRestarts; max >= 0 && len(g.mu.restarts) > max {
 		g.mu.Unlock()
@@ -331,15 +348,12 @@ func (g *Group) pause(c *child) bool {
 	g.mu.Lock()
 	until := g.mu.pausedUntil
 	g.mu.Unlock()
-	if d := time.Until(until); d > 0 {
-		return sleep(c.ctx, d)
-	}
-	return c.ctx.Err() == nil
+	return g.sleep(c, until.Sub(g.n.rt.opts.Clock.Now()))
 }
 
 // intensityUsed is the number of restarts within the current period.
 func (g *Group) intensityUsed() int {
-	now := time.Now()
+	now := g.n.rt.opts.Clock.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0

@@ -3,7 +3,8 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
+	"sync"
 
 	"github.com/leasehold/leasehold/leases"
 )
@@ -32,32 +33,37 @@ func (n *node) serveLease(ctx context.Context) error {
 			n.recordErr(err)
 			n.rt.emit(Event{Kind: EventAcquireFailed, Path: n.path, Node: n.spec.Kind, Err: err})
 			n.rt.log.Warn("cannot acquire lease; retrying", "node", n.path, "attempt", attempt, "retry_in", wait, "err", err)
-			sleep(ctx, wait)
+			n.rt.sleep(ctx, wait)
 			continue
 		}
-		started := time.Now()
+		started := n.rt.opts.Clock.Now()
 		lost := n.runTerm(ctx, lease)
 		if !lost {
 			break
 		}
 		// Lost: begin a new term after a backoff that grows while terms keep
 		// ending early.
-		if time.Since(started) > cfg.TTL*3 {
+		if n.rt.opts.Clock.Now().Sub(started) > cfg.TTL*3 {
 			attempt = 0
 		}
 		attempt++
-		sleep(ctx, n.rt.opts.Reacquire.delay(attempt))
+		n.rt.sleep(ctx, n.rt.opts.Reacquire.delay(attempt))
 	}
 	n.setState(StateStopped)
 	return nil
 }
 
-// grant grants a lease, giving up after the lease's TTL so that an
-// unreachable etcd turns into logged retries rather than a silent hang.
+// grant grants a lease, nested within the enclosing one, giving up after the
+// lease's TTL so that an unreachable etcd turns into logged retries rather
+// than a silent hang.
 func (n *node) grant(ctx context.Context, cfg leases.Config) (*leases.Lease, error) {
 	gctx, cancel := context.WithTimeout(ctx, cfg.TTL)
 	defer cancel()
-	return leases.Grant(gctx, n.rt.client, cfg)
+	var opts []leases.GrantOption
+	if outer := scopeOf(ctx).nearest(); outer != nil {
+		opts = append(opts, leases.Within(outer))
+	}
+	return leases.Grant(gctx, n.rt.client, cfg, opts...)
 }
 
 func (n *node) recordErr(err error) {
@@ -95,7 +101,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 			n.recordErr(err)
 			ev(EventLeaseLost, 0, err)
 		}
-		n.revoke(lease, ev)
+		n.revokeLater(lease, ev)
 		return lost
 	}
 	if t != nil {
@@ -114,7 +120,10 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		n.setState(StateHeld)
 	}
 
-	_ = n.runChildren(withLease(termCtx, lease, t), n.currentLeaseFn(), func(cause error) {
+	sc := scopeOf(ctx)
+	overdue, stopWatch := n.watch(lease, sc.overdue)
+	defer stopWatch()
+	_ = n.runChildren(withLease(termCtx, lease, t), sc.within(lease, overdue), func(cause error) {
 		lost = ctx.Err() == nil
 		n.setState(StateStopping)
 		switch {
@@ -130,8 +139,48 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		}
 	})
 	ev(EventTermStopped, n.tokenOf(t), nil)
-	n.revoke(lease, ev)
+	stopWatch()
+	n.revokeLater(lease, ev)
 	return lost
+}
+
+// watch enforces lease's deadline on n's subtree apart from the teardown
+// and from user code: once the lease is lost and its Deadline arrives with
+// services under n still running, it applies the overrun policy, then ends
+// the returned context, which tells teardowns under n to stop waiting for
+// them. outer is the enclosing lease's; stop ends the watch once the subtree
+// has returned.
+func (n *node) watch(lease *leases.Lease, outer context.Context) (context.Context, func()) {
+	overdue, markOverdue := context.WithCancel(outer)
+	quit := make(chan struct{})
+	n.rt.background(func() {
+		defer markOverdue()
+		select {
+		case <-lease.Done():
+		case <-quit:
+			return
+		}
+		clk := n.rt.opts.Clock
+		t := clk.NewTimer(lease.Deadline())
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C():
+			}
+			// An enclosing lease still renewed moves the deadline later.
+			if at := lease.Deadline(); clk.Now().Before(at) {
+				t.Reset(at)
+				continue
+			}
+			break
+		}
+		if stuck := n.stuck(); len(stuck) > 0 {
+			n.rt.overrun(Overrun{Path: n.path, LeaseID: lease.ID(), HeldUntil: lease.HeldUntil(), Stuck: stuck})
+		}
+	})
+	return overdue, sync.OnceFunc(func() { close(quit) })
 }
 
 // claim wins the term's key under lease: an election's campaign, or a keyed
@@ -166,17 +215,20 @@ func (n *node) tokenOf(t *leases.Term) int64 {
 	return t.Token()
 }
 
-func (n *node) currentLeaseFn() func() (leaseInfo, bool) { return n.currentLease }
-
-// revoke revokes the lease once its subtree has stopped, so a successor can
-// take over at once. It gives up after the TTL, when etcd has expired the
-// lease anyway.
-func (n *node) revoke(lease *leases.Lease, ev func(EventKind, int64, error)) {
-	ctx, cancel := context.WithTimeout(context.Background(), lease.TTL())
-	defer cancel()
-	err := lease.Revoke(ctx)
-	if err != nil {
-		n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", int64(lease.ID()), "err", err)
-	}
-	ev(EventLeaseRevoked, 0, err)
+// revokeLater revokes the lease, once its subtree has stopped, so that a
+// successor can take over at once. Revoking is an optimisation for the
+// successor and etcd may be unreachable, so it runs on its own goroutine
+// (which Run waits for): it never holds up a parent's or a sibling's
+// teardown. It gives up after the TTL, when etcd has expired the lease
+// anyway.
+func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)) {
+	n.rt.background(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lease.TTL())
+		defer cancel()
+		err := lease.Revoke(ctx)
+		if err != nil {
+			n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(lease.ID())), "err", err)
+		}
+		ev(EventLeaseRevoked, 0, err)
+	})
 }

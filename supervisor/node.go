@@ -30,6 +30,8 @@ type node struct {
 	parent   *node
 	children []*node
 
+	// mu is taken after Group.mu or child.mu, and a parent's before a
+	// child's is never needed: snapshots lock one node at a time.
 	mu struct {
 		sync.Mutex
 		state    string
@@ -102,7 +104,7 @@ func (n *node) serve(ctx context.Context) error {
 		return n.serveLease(ctx)
 	case KindSupervisor:
 		n.setState(StateRunning)
-		err := n.runChildren(ctx, n.deadline(), nil)
+		err := n.runChildren(ctx, scopeOf(ctx), nil)
 		n.setState(StateStopped)
 		return err
 	default:
@@ -119,28 +121,6 @@ func (n *node) serveRoot(ctx context.Context) {
 		// A root supervisor that escalated has no parent to restart it.
 		n.rt.fail(err)
 	}
-}
-
-// deadline returns the HeldUntil of the lease enclosing n as a function, or
-// nil when no lease encloses it.
-func (n *node) deadline() func() (leaseInfo, bool) {
-	for p := n; p != nil; p = p.parent {
-		if p.spec.Kind == KindLease || p.spec.Kind == KindElection {
-			return p.currentLease
-		}
-	}
-	return nil
-}
-
-type leaseInfo struct {
-	path  string
-	lease *leases.Lease
-}
-
-func (n *node) currentLease() (leaseInfo, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return leaseInfo{path: n.path, lease: n.mu.lease}, n.mu.lease != nil
 }
 
 // parentChild is n as a child of its parent's current group, if any.

@@ -20,12 +20,18 @@ type Options struct {
 	// NodeID identifies this process: the default election identity and the
 	// node field of snapshots. Default: hostname-pid.
 	NodeID string
-	// Logger receives the runtime's logs. Default: slog.Default().
+	// Logger receives the runtime's logs. Default: slog.Default(). Its
+	// handler runs on the same goroutine as OnEvent, so a blocked log writer
+	// never delays a teardown; past 4096 queued records, records are dropped
+	// and the drop is logged once the writer moves again.
 	Logger *slog.Logger
 	// Overrun is applied when services outlive their lease's HeldUntil.
 	// Default: ExitOnOverrun.
 	Overrun OverrunPolicy
-	// OnEvent, if set, receives every Event (see Event for the contract).
+	// OnEvent, if set, receives every Event (see Event for the contract). It
+	// runs on a goroutine of the runtime's own, never under its locks: it
+	// may call anything on the Runtime, and a slow handler delays only the
+	// events after it, never the tree.
 	OnEvent func(Event)
 	// Clock measures lease deadlines. Default: clock.Boot.
 	Clock clock.Clock
@@ -46,8 +52,11 @@ type Runtime struct {
 	root   *node
 
 	started atomic.Bool
-	// inflight counts every Serve call of every node that has not returned.
+	// inflight counts every Serve call of every node that has not returned,
+	// and every goroutine the runtime started (revokes, watchdogs).
 	inflight sync.WaitGroup
+	// out delivers events and logs to user code.
+	out *outbox
 
 	mu struct {
 		sync.Mutex
@@ -82,7 +91,8 @@ func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
 		opts.Reacquire = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	}
 	opts.Reacquire = opts.Reacquire.withDefaults()
-	r := &Runtime{client: client, opts: opts, log: opts.Logger}
+	r := &Runtime{client: client, opts: opts, out: newOutbox()}
+	r.log = slog.New(asyncHandler{inner: opts.Logger.Handler(), out: r.out})
 	r.root = r.build(root, nil)
 	return r, nil
 }
@@ -103,8 +113,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.mu.cancel = cancel
 	r.mu.Unlock()
 
+	r.out.start()
 	r.root.serveRoot(ctx)
 	r.inflight.Wait()
+	r.out.stop()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.mu.fatal
@@ -123,6 +135,7 @@ func (r *Runtime) fail(err error) {
 	}
 }
 
+// emit stamps e and queues it for OnEvent; it never waits for the handler.
 func (r *Runtime) emit(e Event) {
 	if r.opts.OnEvent == nil {
 		return
@@ -130,17 +143,31 @@ func (r *Runtime) emit(e Event) {
 	if e.At == 0 {
 		e.At = r.opts.Clock.Now()
 	}
-	r.opts.OnEvent(e)
+	on := r.opts.OnEvent
+	r.out.post(delivery{deliver: func() { on(e) }})
 }
 
-// sleep waits for d or until ctx ends, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// background runs f on a goroutine that Run waits for.
+func (r *Runtime) background(f func()) {
+	r.inflight.Add(1)
+	go func() {
+		defer r.inflight.Done()
+		f()
+	}()
+}
+
+// sleep waits for d on the runtime's clock, or until ctx ends, and reports
+// whether ctx is still live.
+func (r *Runtime) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := r.opts.Clock.NewTimer(r.opts.Clock.Now().Add(d))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 		return true
 	}
 }

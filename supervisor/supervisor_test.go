@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/leasehold/leasehold/internal/etcdtest"
+	"github.com/leasehold/leasehold/internal/evtest"
 	"github.com/leasehold/leasehold/leases"
 )
 
@@ -46,47 +47,28 @@ func service(name string, f serviceFunc) *Spec {
 	return &Spec{Kind: KindService, Name: name, Service: f, Backoff: Backoff{Min: time.Millisecond, Max: time.Millisecond}}
 }
 
-// events collects a runtime's events and signals each one.
-type events struct {
-	mu   sync.Mutex
-	list []Event
-	ch   chan Event
-}
+// events records a runtime's events; await is evtest's Next: the first
+// matching event after the last one awaited.
+type events struct{ *evtest.Log[Event] }
 
-func (e *events) on(ev Event) {
-	e.mu.Lock()
-	e.list = append(e.list, ev)
-	e.mu.Unlock()
-	select {
-	case e.ch <- ev:
-	default:
-	}
-}
+func (e events) on(ev Event) { e.Add(ev) }
 
-// await returns the first event, past or future, of kind on path.
-func (e *events) await(t *testing.T, kind EventKind, path string) Event {
+func (e events) await(t *testing.T, kind EventKind, path string) Event {
 	t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		e.mu.Lock()
-		for _, ev := range e.list {
-			if ev.Kind == kind && ev.Path == path {
-				e.mu.Unlock()
-				return ev
-			}
-		}
-		e.mu.Unlock()
-		select {
-		case <-e.ch:
-		case <-timeout:
-			t.Fatalf("no %s on %s", kind, path)
-		}
-	}
+	ev, _ := e.Next(t, fmt.Sprintf("%s on %s", kind, path), func(ev Event) bool { return ev.Kind == kind && ev.Path == path })
+	return ev
 }
 
-func run(t *testing.T, srv *etcdtest.Server, root *Spec) (*Runtime, *events, func() error) {
+// awaitAny is await without order: any matching event so far or to come.
+func (e events) awaitAny(t *testing.T, kind EventKind, path string) Event {
 	t.Helper()
-	ev := &events{ch: make(chan Event, 1024)}
+	ev, _ := e.First(t, fmt.Sprintf("%s on %s", kind, path), func(ev Event) bool { return ev.Kind == kind && ev.Path == path })
+	return ev
+}
+
+func run(t *testing.T, srv *etcdtest.Server, root *Spec) (*Runtime, events, func() error) {
+	t.Helper()
+	ev := events{evtest.New[Event]()}
 	rt, err := New(srv.Client(t), root, Options{
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnEvent: ev.on,
@@ -137,9 +119,9 @@ func TestDoNotRestart(t *testing.T) {
 		service("done", func(context.Context) error { return suture.ErrDoNotRestart }),
 		service("steady", func(ctx context.Context) error { <-ctx.Done(); return nil }),
 	))
-	ev.await(t, EventServiceFailed, "l/once")
-	ev.await(t, EventServiceStopped, "l/done")
-	ev.await(t, EventServiceStarted, "l/steady")
+	ev.awaitAny(t, EventServiceFailed, "l/once")
+	ev.awaitAny(t, EventServiceStopped, "l/done")
+	ev.awaitAny(t, EventServiceStarted, "l/steady")
 	tree := rt.Snapshot().Tree
 	if tree.Children[0].State != StateFailed || tree.Children[1].State != StateStopped || tree.State != StateHeld {
 		t.Errorf("states: once %q, done %q, lease %q; want failed, stopped, held", tree.Children[0].State, tree.Children[1].State, tree.State)
