@@ -2,8 +2,8 @@ package leasehold_test
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"testing"
 	"time"

@@ -23,10 +23,10 @@ type outbox struct {
 	mu struct {
 		sync.Mutex // a leaf: nothing else is locked while it is held
 		queue      []delivery
-		logs       int  // log records in queue
-		dropped    int  // log records dropped since the last delivered one
-		running    bool // the delivery goroutine is up; else post delivers inline
-		busy       bool // a delivery is in progress
+		logs       int           // log records in queue
+		dropped    int           // log records dropped since the last delivered one
+		running    bool          // the delivery goroutine is up; else post delivers inline
+		busy       bool          // a delivery is in progress
 		idle       chan struct{} // closed and replaced whenever queue drains
 	}
 	wake chan struct{} // capacity 1: something was posted, or stop
