@@ -270,3 +270,34 @@ func TestLeaseOfIsTheEarliestEnclosingDeadline(t *testing.T) {
 		t.Errorf("Deadline %v; want HeldUntil - Guard (the overrun instant, which the command guard uses too)", d)
 	}
 }
+
+// Found by the property test: in an Ordered group, a dynamic child removed
+// while it waited for its turn made its waiting goroutine index past the
+// group's children with the group's lock held; the panic (recovered by
+// suture) left the lock held, and the tree could never stop again.
+func TestRemoveBeforeItsTurnInAnOrderedGroup(t *testing.T) {
+	srv := etcdtest.Start(t)
+	groups := make(chan *leasehold.Group, 1)
+	tree := leasehold.Lease("l", short, leasehold.Ordered(),
+		leasehold.Func("manager", func(ctx context.Context) error { groups <- leasehold.GroupOf(ctx); return block(ctx) }),
+		leasehold.Func("gate", block, leasehold.AwaitReady()), // never ready: later children wait
+	)
+	r := start(t, srv.Client(t), tree, leasehold.Options{})
+	g := recv(t, "the group", groups)
+	r.rec.wait(t, "gate started", is(supervisor.EventServiceStarted, "l/gate"))
+	if err := g.Add(leasehold.Func("waiting", block)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remove(context.Background(), "waiting"); err != nil {
+		t.Fatalf("Remove of a child waiting for its turn = %v", err)
+	}
+	if err := g.Add(leasehold.Func("another", block)); err != nil {
+		t.Fatalf("Add after the Remove = %v", err)
+	}
+	if err := r.stop(t); err != nil { // fails the test if Run never returns
+		t.Errorf("Run = %v", err)
+	}
+	if n := r.rec.count(is(supervisor.EventServiceStarted, "l/waiting")); n != 0 {
+		t.Errorf("the removed child started %d times", n)
+	}
+}

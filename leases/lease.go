@@ -363,6 +363,7 @@ type renewStream struct {
 	kicks  chan struct{} // a renewal is wanted; capacity 1 coalesces
 	acks   chan ack
 
+	// mu is a leaf lock, held only to read or change pending.
 	mu struct {
 		sync.Mutex
 		// pending holds the send times of requests not yet answered, oldest

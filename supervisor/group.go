@@ -264,7 +264,13 @@ func (g *Group) awaitTurn(c *child) bool {
 	for {
 		g.mu.Lock()
 		changed := g.mu.changed
-		before := g.mu.kids[:slices.Index(g.mu.kids, c)]
+		at := slices.Index(g.mu.kids, c)
+		if at < 0 {
+			// Removed (and forgotten) before its turn came.
+			g.mu.Unlock()
+			return false
+		}
+		before := slices.Clone(g.mu.kids[:at])
 		g.mu.Unlock()
 		clear := true
 		for _, b := range before {
@@ -319,8 +325,13 @@ func (g *Group) failed(c *child, err error) bool {
 		g.escalate(reason)
 		return false
 	}
+	at := slices.Index(g.mu.kids, c)
+	if at < 0 {
+		g.mu.Unlock()
+		return false // removed meanwhile: nothing to restart
+	}
 	var affected []*child
-	switch at := slices.Index(g.mu.kids, c); g.strategy {
+	switch g.strategy {
 	case OneForAll:
 		affected = slices.Concat(g.mu.kids[:at], g.mu.kids[at+1:])
 	case RestForOne:

@@ -58,6 +58,7 @@ type Runtime struct {
 	// out delivers events and logs to user code.
 	out *outbox
 
+	// mu is a leaf lock: nothing else is taken while it is held.
 	mu struct {
 		sync.Mutex
 		fatal  error // the first error that ends the whole run
