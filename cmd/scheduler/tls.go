@@ -66,6 +66,9 @@ func tlsCheck(ctx context.Context, tc *tls.Config, endpoints []string) error {
 	if _, err := conn.Read(make([]byte, 1)); err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) && opErr.Op == "remote error" {
+			if len(tc.Certificates) == 0 {
+				return fmt.Errorf("etcd requires a client certificate: pass --cert and --key (%w)", err)
+			}
 			return fmt.Errorf("etcd refused the client certificate (%w): check --cert against etcd's --trusted-ca-file", err)
 		}
 	}
