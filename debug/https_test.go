@@ -1,8 +1,10 @@
 package debug
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,8 +18,10 @@ import (
 )
 
 // serveTLS serves s over HTTPS with a certificate from a CA made for the
-// test; it returns the server and a client that trusts that CA.
-func serveTLS(t *testing.T, s *Server) (*httptest.Server, *http.Client) {
+// test; it returns the server, a client that trusts that CA, and the
+// base64 SHA-256 of the certificate's public key (what Chromium's
+// --ignore-certificate-errors-spki-list takes).
+func serveTLS(t *testing.T, s *Server) (*httptest.Server, *http.Client, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, dir, "ca")
@@ -39,17 +43,23 @@ func serveTLS(t *testing.T, s *Server) (*httptest.Server, *http.Client) {
 		s.Close()
 		ts.Close()
 	})
-	return ts, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	return ts, client, base64.StdEncoding.EncodeToString(spki[:])
 }
 
 // The page works over HTTPS in a real headless Chromium: it loads, opens
 // its live stream, and follows a change of leader token without a reload.
-// Chromium is told to accept the test CA's certificate.
+// Chromium is told to accept this one certificate, by its public key.
 func TestPageOverHTTPS(t *testing.T) {
-	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
 	src := newFixed()
 	s := New(src, Options{Logger: quiet, Interval: time.Hour})
-	ts, _ := serveTLS(t, s)
+	ts, _, spki := serveTLS(t, s)
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors-spki-list", spki))
 
 	const election = `document.querySelector('.node[data-role="leader"]')`
 	waitFor := func(what, expr string) {
@@ -92,7 +102,7 @@ func TestHTTPSTokenAndPublicHealth(t *testing.T) {
 	const token = "s3cret-token-0123456789"
 	src := newFixed()
 	s := New(src, Options{Logger: quiet, Token: token, PublicHealth: true})
-	ts, client := serveTLS(t, s)
+	ts, client, _ := serveTLS(t, s)
 	get := func(path, tok string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
