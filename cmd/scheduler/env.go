@@ -29,6 +29,14 @@ func applyEnv(fs *flag.FlagSet, prefix string, aliases map[string][]string) erro
 	return flagenv.Apply(fs, prefix, aliases, os.LookupEnv)
 }
 
+// unknownEnv lists the LEASEHOLD_* variables that set no flag of the
+// node: the tree command's own, and those the scheduler sets for task
+// commands, aside.
+func unknownEnv(fs *flag.FlagSet) []string {
+	return flagenv.Unknown(fs, envPrefix, os.Environ(), treeEnvPrefix+"_",
+		"LEASEHOLD_TASK", "LEASEHOLD_SLOT", "LEASEHOLD_ATTEMPT", "LEASEHOLD_NODE")
+}
+
 // envHelp is the tail of -h: where else each flag comes from.
 func envHelp(fs *flag.FlagSet, prefix string, aliases map[string][]string) string {
 	return "\nEvery flag can be set from the environment instead; a flag on the command line wins:\n  " +

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +108,35 @@ func TestHelpListsVariables(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("-h lacks %q:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// Every LEASEHOLD_* variable the deployment files set is a flag of the
+// node (a misspelt one would be ignored, with only a warning).
+func TestDeployFilesUseRealVariables(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseFlags([]string{"-h"}, &help); err != flag.ErrHelp {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../../deploy/kubernetes/*.yaml")
+	files = append(files, "../../deploy/systemd/scheduler.env", "../../deploy/systemd/leasehold-scheduler.service", "../../Containerfile")
+	// Set by the scheduler for task commands, which the ConfigMap's
+	// example task prints.
+	forCommands := map[string]bool{"LEASEHOLD_NODE": true, "LEASEHOLD_SLOT": true, "LEASEHOLD_TASK": true, "LEASEHOLD_ATTEMPT": true}
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`\bLEASEHOLD_[A-Z0-9_]+`).FindAllString(string(b), -1) {
+			seen++
+			if !forCommands[name] && !strings.Contains(help.String(), ": $"+name+"\n") && !strings.Contains(help.String(), ": $"+name+",") {
+				t.Errorf("%s: %s sets no flag", f, name)
+			}
+		}
+	}
+	if seen < 20 {
+		t.Errorf("only %d LEASEHOLD_ variables found in %v", seen, files)
 	}
 }

@@ -52,6 +52,7 @@ type options struct {
 	cacert, cert, key, user, password                                    string
 	passwordFile, debugTokenFile, debugCert, debugKey                    string
 	debugPublicHealth                                                    bool
+	unknownEnv                                                           []string // LEASEHOLD_* variables that set nothing
 	ttl, grace                                                           time.Duration
 }
 
@@ -96,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
 		return nil, err
 	}
+	o.unknownEnv = unknownEnv(fs)
 	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
 		return nil, err
 	}
@@ -179,6 +181,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
+	}
+	for _, name := range o.unknownEnv {
+		log.Warn("environment variable "+name+" sets no flag and is ignored: misspelt? (see -h)", "var", name)
 	}
 	taskList := tasks.Examples()
 	if o.tasksFile != "" {

@@ -66,6 +66,30 @@ func reason(err error) string {
 	return msg
 }
 
+// Unknown returns the variables of environ ("NAME=value" pairs, as
+// os.Environ gives) that start with prefix + "_" but set no flag of fs and
+// start with none of ignore: most likely misspelt settings, which would
+// otherwise be silently ignored.
+func Unknown(fs *flag.FlagSet, prefix string, environ []string, ignore ...string) []string {
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { known[Name(prefix, f.Name)] = true })
+	var out []string
+next:
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, prefix+"_") || known[name] {
+			continue
+		}
+		for _, p := range ignore {
+			if strings.HasPrefix(name, p) {
+				continue next
+			}
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
 // Describe returns one line per flag of fs naming the variables that set
 // it, in order of precedence, for a -h text or the docs.
 func Describe(fs *flag.FlagSet, prefix string, aliases map[string][]string) []string {

@@ -88,3 +88,13 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A variable with the prefix that sets no flag is reported, unless it
+// starts with an ignored prefix.
+func TestUnknown(t *testing.T) {
+	fs, _, _, _ := newFlags()
+	got := flagenv.Unknown(fs, "LEASEHOLD", []string{"LEASEHOLD_TTL=5s", "LEASEHOLD_DEBUG_ADR=x", "LEASEHOLD_TREE_ADDR=y", "PATH=/bin", "LEASEHOLDER=1", "ETCDCTL_ENDPOINTS=z"}, "LEASEHOLD_TREE_")
+	if len(got) != 1 || got[0] != "LEASEHOLD_DEBUG_ADR" {
+		t.Errorf("got %q; want [LEASEHOLD_DEBUG_ADR]", got)
+	}
+}
