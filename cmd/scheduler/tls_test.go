@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -16,8 +18,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
+	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/internal/testcerts"
+	"github.com/leasehold/leasehold/supervisor"
 )
 
 // tlsSetup is an etcd that serves clients over TLS only and requires a
@@ -252,5 +256,40 @@ func TestDebugCertFlags(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d and one line containing %q", code, stderr.String(), exitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// Off loopback, a token served over plain HTTP is warned about; over
+// HTTPS, or on loopback, it is not.
+func TestDebugTokenInClearIsWarned(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	pair := ca.Issue(t, dir, "debug", testcerts.Server, testcerts.Options{})
+	cert, err := loadPair(pair.Cert, pair.Key, "--debug-cert/--debug-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	for _, tc := range []struct {
+		addr string
+		tc   *tls.Config
+		warn bool
+	}{
+		{"0.0.0.0:0", nil, true},
+		{"0.0.0.0:0", withTLS, false},
+		{"127.0.0.1:0", nil, false},
+	} {
+		var logs syncBuffer
+		log := slog.New(slog.NewJSONHandler(&logs, nil))
+		dbg := debug.New(debug.SourceFunc(func() supervisor.Snapshot { return supervisor.Snapshot{} }), debug.Options{Token: testToken, Logger: log})
+		stop, err := serveDebug(tc.addr, true, tc.tc, dbg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		warned := strings.Contains(logs.String(), `"level":"WARN"`) && strings.Contains(logs.String(), "the bearer token travels in clear")
+		if warned != tc.warn {
+			t.Errorf("%s, TLS %v: warned %v; want %v; logs:\n%s", tc.addr, tc.tc != nil, warned, tc.warn, logs.String())
+		}
 	}
 }
