@@ -34,11 +34,12 @@ type tlsSetup struct {
 	dir      string
 }
 
-func startTLSEtcd(t *testing.T) *tlsSetup {
+// serverCert adjusts etcd's own certificate.
+func startTLSEtcd(t *testing.T, serverCert testcerts.Options) *tlsSetup {
 	t.Helper()
 	dir := t.TempDir()
 	s := &tlsSetup{dir: dir, ca: testcerts.NewCA(t, dir, "ca")}
-	s.server = s.ca.Issue(t, dir, "server", testcerts.Server, testcerts.Options{})
+	s.server = s.ca.Issue(t, dir, "server", testcerts.Server, serverCert)
 	s.client = s.ca.Issue(t, dir, "client", testcerts.Client, testcerts.Options{})
 	srv := etcdtest.Start(t, func(cfg *embed.Config) {
 		u := []url.URL{{Scheme: "https", Host: "127.0.0.1:0"}}
@@ -101,7 +102,7 @@ func TestTLSEndToEnd(t *testing.T) {
 		t.Skip("starts scheduler processes")
 	}
 	t.Setenv(debugTokenEnv, "")
-	s := startTLSEtcd(t)
+	s := startTLSEtcd(t, testcerts.Options{})
 	admin := s.adminClient(t)
 	tasksFile := s.dir + "/tasks.yaml"
 	if err := os.WriteFile(tasksFile, []byte("tasks:\n  - name: tick\n    schedule: \"@every 1s\"\n    command: 'true'\n"), 0o644); err != nil {
@@ -182,7 +183,7 @@ func kvValues(resp *clientv3.GetResponse) string {
 // endpoint never listens.
 func TestTLSMisconfigurationFailsFast(t *testing.T) {
 	t.Setenv(debugTokenEnv, "")
-	s := startTLSEtcd(t)
+	s := startTLSEtcd(t, testcerts.Options{})
 	admin := s.adminClient(t)
 	other := testcerts.NewCA(t, s.dir, "other-ca")
 	foreign := other.Issue(t, s.dir, "foreign", testcerts.Client, testcerts.Options{})
@@ -228,6 +229,15 @@ func TestTLSMisconfigurationFailsFast(t *testing.T) {
 	resp, err := admin.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || resp.Count != 0 {
 		t.Errorf("keys under %s: %v, %v; want none", prefix, resp, err)
+	}
+
+	// etcd's own certificate has expired.
+	old := startTLSEtcd(t, testcerts.Options{Expired: true})
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--endpoints", old.endpoint, "--cacert", old.ca.File, "--cert", old.client.Cert, "--key", old.client.Key,
+		"--prefix", prefix, "--log-format", "json", "--debug-addr", ""}, &stdout, &stderr)
+	if lines := nonLogLines(stderr.String()); code != exitFailure || len(lines) != 1 || !strings.Contains(lines[0], "x509: certificate has expired") {
+		t.Errorf("etcd's certificate expired: exit %d, stderr %q; want exit 1 and one line naming the expiry", code, stderr.String())
 	}
 }
 
