@@ -57,7 +57,7 @@ func tlsCheck(ctx context.Context, tc *tls.Config, endpoints []string) error {
 		if errors.As(err, &opErr) && opErr.Op == "dial" {
 			return nil // not a TLS problem
 		}
-		return err
+		return refused(err, tc)
 	}
 	defer conn.Close()
 	// With TLS 1.3 the server judges the client certificate after the
@@ -66,11 +66,21 @@ func tlsCheck(ctx context.Context, tc *tls.Config, endpoints []string) error {
 	if _, err := conn.Read(make([]byte, 1)); err != nil {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) && opErr.Op == "remote error" {
-			if len(tc.Certificates) == 0 {
-				return fmt.Errorf("etcd requires a client certificate: pass --cert and --key (%w)", err)
-			}
-			return fmt.Errorf("etcd refused the client certificate (%w): check --cert against etcd's --trusted-ca-file", err)
+			return refused(err, tc)
 		}
 	}
 	return nil
+}
+
+// refused explains an alert from the server (with TLS 1.2 it comes during
+// the handshake, with 1.3 on the first read): it refused this client.
+func refused(err error, tc *tls.Config) error {
+	var opErr *net.OpError
+	switch {
+	case !errors.As(err, &opErr) || opErr.Op != "remote error":
+		return err
+	case len(tc.Certificates) == 0:
+		return fmt.Errorf("etcd requires a client certificate: pass --cert and --key (%w)", err)
+	}
+	return fmt.Errorf("etcd refused the client certificate (%w): check --cert against etcd's --trusted-ca-file", err)
 }

@@ -34,8 +34,8 @@ type tlsSetup struct {
 	dir      string
 }
 
-// serverCert adjusts etcd's own certificate.
-func startTLSEtcd(t *testing.T, serverCert testcerts.Options) *tlsSetup {
+// serverCert adjusts etcd's own certificate, tweaks its configuration.
+func startTLSEtcd(t *testing.T, serverCert testcerts.Options, tweaks ...func(*embed.Config)) *tlsSetup {
 	t.Helper()
 	dir := t.TempDir()
 	s := &tlsSetup{dir: dir, ca: testcerts.NewCA(t, dir, "ca")}
@@ -45,6 +45,9 @@ func startTLSEtcd(t *testing.T, serverCert testcerts.Options) *tlsSetup {
 		u := []url.URL{{Scheme: "https", Host: "127.0.0.1:0"}}
 		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = u, u
 		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: s.server.Cert, KeyFile: s.server.Key, TrustedCAFile: s.ca.File, ClientCertAuth: true}
+		for _, tweak := range tweaks {
+			tweak(cfg)
+		}
 	})
 	s.endpoint = "https://" + srv.Etcd.Clients[0].Addr().String()
 	return s
@@ -238,6 +241,14 @@ func TestTLSMisconfigurationFailsFast(t *testing.T) {
 		"--prefix", prefix, "--log-format", "json", "--debug-addr", ""}, &stdout, &stderr)
 	if lines := nonLogLines(stderr.String()); code != exitFailure || len(lines) != 1 || !strings.Contains(lines[0], "x509: certificate has expired") {
 		t.Errorf("etcd's certificate expired: exit %d, stderr %q; want exit 1 and one line naming the expiry", code, stderr.String())
+	}
+
+	// With TLS 1.2 the refusal comes during the handshake, not after.
+	tls12 := startTLSEtcd(t, testcerts.Options{}, func(cfg *embed.Config) { cfg.TlsMaxVersion = "TLS1.2" })
+	stderr.Reset()
+	code = run([]string{"--endpoints", tls12.endpoint, "--cacert", tls12.ca.File, "--prefix", prefix, "--log-format", "json", "--debug-addr", ""}, &stdout, &stderr)
+	if lines := nonLogLines(stderr.String()); code != exitFailure || len(lines) != 1 || !strings.Contains(lines[0], "etcd requires a client certificate: pass --cert and --key") {
+		t.Errorf("TLS 1.2, no client certificate: exit %d, stderr %q; want exit 1 and one line asking for --cert", code, stderr.String())
 	}
 }
 
