@@ -28,7 +28,7 @@ const screenshotEnv = "LEASEHOLD_SCREENSHOT"
 
 // browser starts a headless Chromium for the test, or skips the test when
 // none is installed outside CI.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") != "true" {
@@ -36,7 +36,7 @@ func browser(t *testing.T) context.Context {
 		}
 		t.Fatalf("%s not found; .ci/run installs it: %v", chromiumPath, err)
 	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -51,7 +51,8 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1180, 640),
-	)
+	}, extra...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
 		cancel()

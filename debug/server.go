@@ -2,6 +2,7 @@ package debug
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
@@ -43,6 +44,11 @@ type Options struct {
 	// "Authorization: Bearer <token>" or as the password of HTTP Basic
 	// authentication (any user name), which lets a browser prompt for it.
 	Token string
+	// PublicHealth lets /livez and /readyz answer without the token, for
+	// probes that cannot send one (a Kubernetes httpGet probe cannot read
+	// a Secret). Such answers carry the status code and "ok" or "failed"
+	// only; the checks' details (?verbose, reasons) still need the token.
+	PublicHealth bool
 	// Logger receives the endpoint's own logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Gatherer is served at /metrics, typically the *prometheus.Registry
@@ -149,7 +155,12 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
-		if !s.authorized(r) {
+		authorized := s.authorized(r)
+		if !authorized && s.opts.PublicHealth && (r.URL.Path == "/livez" || r.URL.Path == "/readyz") {
+			s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), briefKey{}, true)))
+			return
+		}
+		if !authorized {
 			h.Add("WWW-Authenticate", `Bearer realm="leasehold debug"`)
 			// Browsers cannot send a bearer token but prompt for Basic.
 			h.Add("WWW-Authenticate", `Basic realm="leasehold debug", charset="UTF-8"`)
@@ -393,6 +404,10 @@ func rootHeld(root supervisor.NodeSnapshot) bool {
 	return root.State == supervisor.StateRunning
 }
 
+// briefKey marks a health request answered without the token: status
+// only, no details.
+type briefKey struct{}
+
 type check struct {
 	name string
 	err  error
@@ -403,6 +418,7 @@ type check struct {
 // a verdict. A failure answers 503 and always lists the checks.
 func (s *Server) health(w http.ResponseWriter, r *http.Request, what string, checks []check) {
 	_, verbose := r.URL.Query()["verbose"]
+	brief, _ := r.Context().Value(briefKey{}).(bool)
 	failed := false
 	var b bytes.Buffer
 	for _, c := range checks {
@@ -415,9 +431,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, what string, che
 	}
 	status := http.StatusOK
 	switch {
+	case failed && brief:
+		status = http.StatusServiceUnavailable
+		b.Reset()
+		fmt.Fprintf(&b, "%s check failed\n", what)
 	case failed:
 		status = http.StatusServiceUnavailable
 		fmt.Fprintf(&b, "%s check failed\n", what)
+	case verbose && brief:
+		b.Reset()
+		b.WriteString("ok")
 	case verbose:
 		fmt.Fprintf(&b, "%s check passed\n", what)
 	default:

@@ -46,7 +46,7 @@ func TestBadInputFailsWithOneLine(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, exitUsage, `--log-format "xml": use text or json`},
 		{"cert without key", []string{"--cert", "c.pem"}, exitUsage, "--cert and --key go together"},
 		{"public debug address", []string{"--debug-addr", "0.0.0.0:7070"}, exitUsage, "is not a loopback address"},
-		{"all interfaces without a token", []string{"--debug-addr", ":7070"}, exitUsage, "needs --debug-token (or $LEASEHOLD_DEBUG_TOKEN)"},
+		{"all interfaces without a token", []string{"--debug-addr", ":7070"}, exitUsage, "needs --debug-token (or $LEASEHOLD_DEBUG_TOKEN, or --debug-token-file)"},
 		{"short debug token", []string{"--debug-token", "short"}, exitUsage, "--debug-token is too short: use at least 16 characters"},
 		{"tree: unknown flag", []string{"tree", "--bogus"}, exitUsage, "scheduler tree: flag provided but not defined: -bogus"},
 		{"tree: bad colour", []string{"tree", "--color", "pink"}, exitUsage, `--color "pink": use auto, always or never`},

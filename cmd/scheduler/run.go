@@ -40,8 +40,8 @@ const (
 )
 
 // debugTokenEnv holds the debug endpoint's token when --debug-token is not
-// given, so that the token need not appear in ps.
-const debugTokenEnv = "LEASEHOLD_DEBUG_TOKEN"
+// given, so that the token need not appear in ps (see env.go).
+const debugTokenEnv = envPrefix + "_DEBUG_TOKEN"
 
 // minTokenLen is the shortest debug token accepted.
 const minTokenLen = 16
@@ -50,6 +50,9 @@ type options struct {
 	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr, debugToken string
 	logFormat, logLevel                                                  string
 	cacert, cert, key, user, password                                    string
+	passwordFile, debugTokenFile, debugCert, debugKey                    string
+	debugPublicHealth                                                    bool
+	unknownEnv                                                           []string // LEASEHOLD_* variables that set nothing
 	ttl, grace                                                           time.Duration
 }
 
@@ -68,22 +71,38 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "how late a slot may start before it counts as missed (see a task's missed:)")
 	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
 	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (tree, metrics, health, pprof); empty disables it; a non-loopback address needs --debug-token")
-	fs.StringVar(&o.debugToken, "debug-token", os.Getenv(debugTokenEnv), "bearer token the debug endpoint requires on every path (default $"+debugTokenEnv+"); required off loopback")
+	fs.StringVar(&o.debugToken, "debug-token", "", "bearer token the debug endpoint requires on every path (better: $"+debugTokenEnv+" or --debug-token-file, out of ps); required off loopback")
+	fs.StringVar(&o.debugTokenFile, "debug-token-file", "", "read --debug-token from this file")
+	fs.StringVar(&o.debugCert, "debug-cert", "", "serve the debug endpoint over HTTPS with this certificate (PEM, chain after the leaf)")
+	fs.StringVar(&o.debugKey, "debug-key", "", "private key of --debug-cert")
+	fs.BoolVar(&o.debugPublicHealth, "debug-public-health", false, "answer /livez and /readyz without the token (status only; the details need it), for probes that cannot send one")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cacert, "cacert", "", "verify etcd's certificate with this CA bundle (etcdctl's flag)")
 	fs.StringVar(&o.cert, "cert", "", "client certificate for etcd TLS (etcdctl's flag)")
 	fs.StringVar(&o.key, "key", "", "client key for etcd TLS (etcdctl's flag)")
 	fs.StringVar(&o.user, "user", "", "etcd user, as name or name:password (etcdctl's flag)")
-	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag)")
+	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag; better: --password-file)")
+	fs.StringVar(&o.passwordFile, "password-file", "", "read --password from this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
+			fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
 			return nil, err
 		}
 		return nil, fmt.Errorf("%v (see -h)", err)
+	}
+	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
+		return nil, err
+	}
+	o.unknownEnv = unknownEnv(fs)
+	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
+		return nil, err
+	}
+	if err := secretFromFile(&o.debugToken, "debug-token", o.debugTokenFile, "debug-token-file"); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
@@ -95,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
 	case (o.cert == "") != (o.key == ""):
 		return nil, errors.New("--cert and --key go together: give both or neither")
+	case (o.debugCert == "") != (o.debugKey == ""):
+		return nil, errors.New("--debug-cert and --debug-key go together: give both or neither")
 	case o.grace <= 0:
 		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
@@ -109,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
 		}
 		if !loopback(host) && o.debugToken == "" {
-			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
+			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s, or --debug-token-file); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
 		}
 	}
 	return o, nil
@@ -161,6 +182,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
 	}
+	for _, name := range o.unknownEnv {
+		log.Warn("environment variable "+name+" sets no flag and is ignored: misspelt? (see -h)", "var", name)
+	}
 	taskList := tasks.Examples()
 	if o.tasksFile != "" {
 		valid, problems, err := tasks.Load(o.tasksFile)
@@ -176,6 +200,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		taskList = valid
+	}
+
+	// Every file is read before anything starts.
+	var debugTLS *tls.Config
+	if o.debugCert != "" {
+		pair, err := loadPair(o.debugCert, o.debugKey, "--debug-cert/--debug-key")
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler:", err)
+			return exitUsage
+		}
+		debugTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
 	}
 
 	sigs := watchSignals(log)
@@ -198,6 +233,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
+	}
+	if err := tlsCheck(ctx, cfg.TLS, endpoints); err != nil {
+		fmt.Fprintf(stderr, "scheduler: etcd at %s: TLS: %v\n", endpoints[0], err)
+		return exitFailure
 	}
 	// With credentials the client authenticates as it dials.
 	client, err := clientv3.New(cfg)
@@ -243,8 +282,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg})
-		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", dbg, log)
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg})
+		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", debugTLS, dbg, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
 			return exitFailure
@@ -351,9 +390,9 @@ func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
 			}
 		}
 		if o.cert != "" {
-			pair, err := tls.LoadX509KeyPair(o.cert, o.key)
+			pair, err := loadPair(o.cert, o.key, "--cert/--key")
 			if err != nil {
-				return cfg, fmt.Errorf("--cert/--key: %w", err)
+				return cfg, err
 			}
 			tc.Certificates = []tls.Certificate{pair}
 		}
@@ -371,12 +410,17 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	return err
 }
 
-// serveDebug serves the debug endpoint on addr until the returned func is
-// called.
-func serveDebug(addr string, withToken bool, dbg *debug.Server, log *slog.Logger) (func(), error) {
+// serveDebug serves the debug endpoint on addr, over HTTPS when tc is not
+// nil, until the returned func is called.
+func serveDebug(addr string, withToken bool, tc *tls.Config, dbg *debug.Server, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	scheme := "http://"
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+		scheme = "https://"
 	}
 	// No WriteTimeout or ReadTimeout: live streams are long requests. The
 	// debug server sets a write deadline on every write itself.
@@ -395,11 +439,12 @@ func serveDebug(addr string, withToken bool, dbg *debug.Server, log *slog.Logger
 			log.Error("debug endpoint stopped", "err", err)
 		}
 	}()
-	url := "http://" + ln.Addr().String()
+	url := scheme + ln.Addr().String()
 	host, _, _ := net.SplitHostPort(addr)
 	switch {
-	case !loopback(host):
-		log.Warn("debug endpoint on a non-loopback address: every path needs the bearer token, sent in clear over plain HTTP; prefer a trusted network or a tunnel",
+	case !loopback(host) && tc == nil:
+		// Anyone on the path can read the token and replay it.
+		log.Warn("debug endpoint on a non-loopback address over plain HTTP: the bearer token travels in clear; serve HTTPS with --debug-cert/--debug-key, or use a trusted network or a tunnel",
 			"tree", url+"/debug/tree", "metrics", url+"/metrics")
 	case withToken:
 		log.Info("debug endpoint (bearer token required)", "tree", url+"/debug/tree", "metrics", url+"/metrics")

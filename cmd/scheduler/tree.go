@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,7 +24,9 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	addr := fs.String("addr", "127.0.0.1:7070", "the node's debug endpoint: host:port or a URL")
-	token := fs.String("token", os.Getenv(debugTokenEnv), "bearer token of the endpoint (default $"+debugTokenEnv+")")
+	token := fs.String("token", "", "bearer token of the endpoint (better: $"+debugTokenEnv+" or --token-file, out of ps)")
+	tokenFile := fs.String("token-file", "", "read --token from this file")
+	cacert := fs.String("cacert", "", "verify an https endpoint's certificate with this CA bundle (default: the system's)")
 	colorMode := fs.String("color", "auto", "colour states: auto (when stdout is a terminal and $NO_COLOR is unset), always or never")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -30,9 +34,18 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: scheduler tree [flags]: print a node's live supervision tree")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
+			fmt.Fprint(stderr, envHelp(fs, treeEnvPrefix, treeEnv))
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "scheduler tree: %v (see scheduler tree -h)\n", err)
+		return exitUsage
+	}
+	if err := applyEnv(fs, treeEnvPrefix, treeEnv); err != nil {
+		fmt.Fprintln(stderr, "scheduler tree:", err)
+		return exitUsage
+	}
+	if err := secretFromFile(token, "token", *tokenFile, "token-file"); err != nil {
+		fmt.Fprintln(stderr, "scheduler tree:", err)
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
@@ -54,7 +67,21 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	snap, err := fetchTree(base+"/debug/tree.json", *token, *timeout)
+	client := &http.Client{Timeout: *timeout}
+	if *cacert != "" {
+		pem, err := os.ReadFile(*cacert)
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler tree: --cacert:", err)
+			return exitUsage
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(stderr, "scheduler tree: --cacert %s: no PEM certificate in it\n", *cacert)
+			return exitUsage
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
+	snap, err := fetchTree(client, base+"/debug/tree.json", *token)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler tree:", err)
 		return exitFailure
@@ -66,7 +93,13 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func fetchTree(url, token string, timeout time.Duration) (supervisor.Snapshot, error) {
+// The tree command's flags come from $LEASEHOLD_TREE_<FLAG>; its token
+// also from the node's own variables.
+const treeEnvPrefix = envPrefix + "_TREE"
+
+var treeEnv = map[string][]string{"token": {debugTokenEnv}, "token-file": {debugTokenEnv + "_FILE"}}
+
+func fetchTree(client *http.Client, url, token string) (supervisor.Snapshot, error) {
 	var snap supervisor.Snapshot
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -75,7 +108,7 @@ func fetchTree(url, token string, timeout time.Duration) (supervisor.Snapshot, e
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return snap, fmt.Errorf("cannot reach the debug endpoint: %w (is the node running with --debug-addr?)", err)
 	}
