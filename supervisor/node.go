@@ -29,6 +29,8 @@ type node struct {
 	path     string
 	parent   *node
 	children []*node
+	// stepDown is an election's step-down state (see StepDown).
+	stepDown stepDown
 
 	mu struct {
 		sync.Mutex
