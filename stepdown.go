@@ -1,6 +1,10 @@
 package leasehold
 
-import "github.com/leasehold/leasehold/supervisor"
+import (
+	"context"
+
+	"github.com/leasehold/leasehold/supervisor"
+)
 
 // StepDownOptions shape Runtime.StepDown, which makes a leading election
 // resign gracefully; see supervisor.StepDownOptions.
@@ -13,3 +17,7 @@ var (
 	ErrNoSuccessor = supervisor.ErrNoSuccessor
 	ErrNoSuchNode  = supervisor.ErrNoSuchNode
 )
+
+// RuntimeOf returns the runtime running the service whose context ctx is,
+// or nil outside a tree.
+func RuntimeOf(ctx context.Context) *Runtime { return supervisor.RuntimeOf(ctx) }

@@ -228,3 +228,13 @@ func (n *node) find(path string) *node {
 	}
 	return nil
 }
+
+// RuntimeOf returns the runtime running the service whose context ctx is,
+// or nil outside a tree: a service can ask it to StepDown another node
+// (never its own enclosing election, whose stop waits for the service).
+func RuntimeOf(ctx context.Context) *Runtime {
+	if g := GroupOf(ctx); g != nil {
+		return g.n.rt
+	}
+	return nil
+}
