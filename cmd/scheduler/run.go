@@ -48,6 +48,7 @@ const minTokenLen = 16
 
 type options struct {
 	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr, debugToken string
+	debugURL                                                             string
 	logFormat, logLevel                                                  string
 	cacert, cert, key, user, password                                    string
 	ttl, grace                                                           time.Duration
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
 	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (tree, metrics, health, pprof); empty disables it; a non-loopback address needs --debug-token")
 	fs.StringVar(&o.debugToken, "debug-token", os.Getenv(debugTokenEnv), "bearer token the debug endpoint requires on every path (default $"+debugTokenEnv+"); required off loopback")
+	fs.StringVar(&o.debugURL, "debug-url", "", "URL other nodes and operators reach this node's debug endpoint at, published in its registry key (default http://<debug-addr>, with this host's name when bound to all interfaces)")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cacert, "cacert", "", "verify etcd's certificate with this CA bundle (etcdctl's flag)")
@@ -78,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)")
+			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n       scheduler tree --cluster                        print every node of the cluster\n       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			return nil, err
@@ -148,6 +150,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "tree" {
 		return runTree(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "step-down" {
+		return runStepDown(args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -212,7 +217,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	layout := scheduler.NewLayout(o.prefix)
+	// The debug endpoint listens first: its address goes into the
+	// registry key, which other nodes read to show this one.
+	var debugLn net.Listener
+	if o.debugAddr != "" {
+		if debugLn, err = net.Listen("tcp", o.debugAddr); err != nil {
+			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
+			return exitFailure
+		}
+		defer debugLn.Close()
+	}
+	member, err := memberOf(o, debugLn)
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
 	tree := scheduler.Tree(scheduler.Config{
+		Member: member,
 		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
 		// The guard is this very binary (/proc/self/exe), run as "guard".
 		Guard:  guard.Spec{Args: []string{"guard"}},
@@ -243,13 +264,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg})
-		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", dbg, log)
+		cl, err := newCluster(o, client, layout, taskList, rt, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
+			fmt.Fprintln(stderr, "scheduler:", err)
 			return exitFailure
 		}
-		defer closeDebug()
+		defer cl.Close()
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg, Cluster: cl})
+		defer serveDebug(debugLn, o.debugAddr, o.debugToken != "", dbg, log)()
 	}
 	names := make([]string, len(taskList))
 	for i, t := range taskList {
@@ -373,11 +395,7 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 
 // serveDebug serves the debug endpoint on addr until the returned func is
 // called.
-func serveDebug(addr string, withToken bool, dbg *debug.Server, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+func serveDebug(ln net.Listener, addr string, withToken bool, dbg *debug.Server, log *slog.Logger) func() {
 	// No WriteTimeout or ReadTimeout: live streams are long requests. The
 	// debug server sets a write deadline on every write itself.
 	srv := &http.Server{
@@ -414,5 +432,5 @@ func serveDebug(addr string, withToken bool, dbg *debug.Server, log *slog.Logger
 			_ = srv.Close()
 		}
 		<-done
-	}, nil
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/debug"
+	"github.com/leasehold/leasehold/debug/cluster"
 	"github.com/leasehold/leasehold/supervisor"
 )
 
@@ -25,9 +26,10 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	token := fs.String("token", os.Getenv(debugTokenEnv), "bearer token of the endpoint (default $"+debugTokenEnv+")")
 	colorMode := fs.String("color", "auto", "colour states: auto (when stdout is a terminal and $NO_COLOR is unset), always or never")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	whole := fs.Bool("cluster", false, "print every node of the cluster (the node's /debug/cluster.json) instead of one tree")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler tree [flags]: print a node's live supervision tree")
+			fmt.Fprintln(stderr, "usage: scheduler tree [--cluster] [flags]: print a node's live supervision tree, or the whole cluster's")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			return exitOK
@@ -54,7 +56,18 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	snap, err := fetchTree(base+"/debug/tree.json", *token, *timeout)
+	if *whole {
+		v, err := fetchJSON[cluster.View](base+"/debug/cluster.json", *token, *timeout)
+		if err == nil {
+			err = cluster.Render(stdout, v, color)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler tree:", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	snap, err := fetchJSON[supervisor.Snapshot](base+"/debug/tree.json", *token, *timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler tree:", err)
 		return exitFailure
@@ -66,8 +79,8 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func fetchTree(url, token string, timeout time.Duration) (supervisor.Snapshot, error) {
-	var snap supervisor.Snapshot
+func fetchJSON[T any](url, token string, timeout time.Duration) (T, error) {
+	var snap T
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return snap, fmt.Errorf("--addr: %w", err)
@@ -90,7 +103,7 @@ func fetchTree(url, token string, timeout time.Duration) (supervisor.Snapshot, e
 		return snap, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&snap); err != nil {
-		return snap, fmt.Errorf("%s: not a tree: %w", url, err)
+		return snap, fmt.Errorf("%s: unreadable answer: %w", url, err)
 	}
 	return snap, nil
 }
