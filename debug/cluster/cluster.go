@@ -375,6 +375,9 @@ func (c *Cluster) fetch(id string, p *probe) {
 	defer cancel()
 	start := time.Now()
 	snap, err := Fetch[supervisor.Snapshot](ctx, c.client, p.url+"/debug/tree.json", c.opts.Token)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer from %s within %s", p.url, c.opts.Timeout)
+	}
 	if err == nil && snap.Node != id {
 		err = fmt.Errorf("%s answers as node %q, not %q: check the node's advertised debug URL", p.url, snap.Node, id)
 	}
