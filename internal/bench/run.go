@@ -36,8 +36,8 @@ type Report struct {
 	HandoverLong  Pair[Sample] // the successor waited HandoverWait
 	HandoverShort Pair[Sample] // the leader stopped within 100 ms of the successor's key, at random
 	HandoverNow   Pair[Sample] // the leader stopped as soon as the successor's key existed
-	StepDown      Sample // StepDown → successor acting
-	StepDownStop  Sample // graceful stop (SIGTERM) → successor acting, measured alongside StepDown
+	StepDown      Sample       // StepDown → successor acting
+	StepDownStop  Sample       // graceful stop (SIGTERM) → successor acting, measured alongside StepDown
 	Floor         Sample
 	RoundTrip     Sample // one linearizable read
 	Crash         Pair[Sample]
