@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,6 +222,11 @@ func TestClusterPage(t *testing.T) {
 	waitFor("the tasks", `document.querySelector('tr[data-task="tick"]') !== null`)
 	loaded := eval(`String(window.leasehold.loadedAt)`)
 
+	if resp, err := http.Get("http://" + nodes[viewer].addr + "/debug/cluster.json"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("cluster.json without the token: %v %v; want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	var out, errOut bytes.Buffer
 	if code := run([]string{"tree", "--cluster", "--addr", nodes[viewer].addr, "--token", testToken, "--color", "never"}, &out, &errOut); code != exitOK {
 		t.Fatalf("tree --cluster: exit %d: %s", code, errOut.String())
@@ -269,5 +275,58 @@ func TestClusterPage(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", dst)
+	}
+}
+
+// step-down refuses, with one clear line and no request written, when
+// nobody leads, when the leader is the only candidate, or when --to names a
+// node that is not campaigning; bad flags are usage errors.
+func TestStepDownRefusals(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	const prefix = "/refusals"
+	stepDown := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"step-down", "--endpoints", srv.Endpoint, "--prefix", prefix, "--timeout", "10s"}, args...), &stdout, &stderr)
+		return code, strings.TrimSpace(stderr.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--stay-out", "-1s"}, "--stay-out -1s: use a positive duration"},
+		{[]string{"--timeout", "0s"}, "--timeout 0s: use a positive duration"},
+		{[]string{"n2"}, `unexpected argument "n2"`},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		if code, msg := stepDown(tc.args...); code != exitUsage || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 0 {
+			t.Errorf("%q: exit %d, %q; want %d and one line with %q", tc.args, code, msg, exitUsage, tc.want)
+		}
+	}
+	if code, msg := stepDown(); code != exitFailure || !strings.Contains(msg, "nobody leads under /refusals/leader/") {
+		t.Errorf("no leader: exit %d, %q", code, msg)
+	}
+	ctx := context.Background()
+	lease, err := c.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, prefix+"/leader/1", "solo", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := stepDown(); code != exitFailure || !strings.Contains(msg, "solo is the only candidate") {
+		t.Errorf("lone leader: exit %d, %q", code, msg)
+	}
+	if _, err := c.Put(ctx, prefix+"/leader/2", "other", clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := stepDown("--to", "ghost"); code != exitFailure || !strings.Contains(msg, "--to ghost: ghost is not campaigning") {
+		t.Errorf("unknown successor: exit %d, %q", code, msg)
+	}
+	if code, msg := stepDown("--to", "solo"); code != exitFailure || !strings.Contains(msg, "solo already leads") {
+		t.Errorf("successor already leading: exit %d, %q", code, msg)
+	}
+	if resp, err := c.Get(ctx, prefix+"/step-down"); err != nil || resp.Count != 0 {
+		t.Errorf("a refused step-down left a request: %v %v", resp, err)
 	}
 }
