@@ -128,3 +128,42 @@ func pollKeys(t *testing.T, c *clientv3.Client, n int64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A lone leader forced to step down stays out of the race for StayOut,
+// then leads again in a new term.
+func TestStepDownForcedStaysOut(t *testing.T) {
+	srv := etcdtest.Start(t)
+	a, aev := runAs(t, srv, "a")
+	first := aev.await(t, EventElected, "e")
+	if err := a.StepDown(context.Background(), "e", StepDownOptions{Force: true, StayOut: 300 * time.Millisecond}); err != nil {
+		t.Fatalf("forced StepDown: %v", err)
+	}
+	aev.await(t, EventSteppedDown, "e")
+	if st := a.Snapshot().Tree.State; st != StateSteppedDown && st != StateAcquiring && st != StateCampaigning && st != StateLeading {
+		t.Errorf("state after stepping down: %s", st)
+	}
+	// The next election comes after the step-down, with a larger token.
+	var again Event
+	deadline := time.Now().Add(time.Minute)
+	for again.Token <= first.Token {
+		if time.Now().After(deadline) {
+			t.Fatal("never elected again")
+		}
+		select {
+		case <-aev.ch:
+		case <-time.After(100 * time.Millisecond):
+		}
+		aev.mu.Lock()
+		stepped := false
+		for _, e := range aev.list {
+			stepped = stepped || e.Kind == EventSteppedDown
+			if stepped && e.Kind == EventElected {
+				again = e
+			}
+		}
+		aev.mu.Unlock()
+	}
+	if again.Term <= first.Term {
+		t.Errorf("terms %d then %d; want a new term", first.Term, again.Term)
+	}
+}
