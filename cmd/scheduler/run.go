@@ -393,7 +393,7 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	return err
 }
 
-// serveDebug serves the debug endpoint on addr until the returned func is
+// serveDebug serves the debug endpoint on ln (listening on addr) until the returned func is
 // called.
 func serveDebug(ln net.Listener, addr string, withToken bool, dbg *debug.Server, log *slog.Logger) func() {
 	// No WriteTimeout or ReadTimeout: live streams are long requests. The
