@@ -22,9 +22,8 @@ const waitLimit = 60 * time.Second
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // recorder keeps a runtime's events in the order they happened and lets a
-// test await one: wait and waitNth look anywhere in the log (for events
-// whose order the test does not know), next only after the event next
-// returned last (for a sequence, such as a failure and then the restart).
+// test await one: wait and waitNth look anywhere in the log (evtest's
+// First and Nth); the log's Next awaits a sequence.
 type recorder struct{ log *evtest.Log[supervisor.Event] }
 
 func newRecorder() *recorder { return &recorder{log: evtest.New[supervisor.Event]()} }
@@ -47,13 +46,6 @@ func (r *recorder) find(nth int, match func(supervisor.Event) bool) (int, <-chan
 func (r *recorder) wait(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
 	t.Helper()
 	return r.log.First(t, what, match)
-}
-
-// next waits for the first event that matches after the one next returned
-// last.
-func (r *recorder) next(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
-	t.Helper()
-	return r.log.Next(t, what, match)
 }
 
 // waitNth waits for the nth event (from 1) that matches.

@@ -2,7 +2,9 @@
 // tree as JSON (/debug/tree.json), as a live HTML page (/debug/tree, fed by
 // server-sent events from /debug/tree/events), Prometheus metrics
 // (/metrics), Kubernetes-style health checks (/livez, /readyz) and pprof
-// (/debug/pprof/), all on the endpoint's own mux.
+// (/debug/pprof/), all on the endpoint's own mux. With Options.Cluster (a
+// *cluster.Cluster, package debug/cluster) it also serves the whole
+// cluster: /debug/cluster, /debug/cluster.json and /debug/cluster/events.
 //
 // The endpoint is read-only and never blocks the tree: its handlers only
 // call Source.Snapshot, which is cheap and never waits for the tree's

@@ -63,6 +63,9 @@ type Options struct {
 	// MaxStreams bounds the live streams served at once; more get 503 (the
 	// page then polls tree.json). Default: 32.
 	MaxStreams int
+	// Cluster, if set, is served at /debug/cluster (page),
+	// /debug/cluster.json and /debug/cluster/events.
+	Cluster ClusterSource
 }
 
 // Server is the debug endpoint of one tree. Create it with New, serve its
@@ -201,6 +204,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /debug/tree/events", s.events)
 	m.HandleFunc("GET /livez", s.livez)
 	m.HandleFunc("GET /readyz", s.readyz)
+	s.clusterRoutes(m)
 	if s.opts.Gatherer != nil {
 		m.Handle("GET /metrics", s.deadline(promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError), ErrorHandling: promhttp.ContinueOnError,
@@ -250,12 +254,14 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		{"/debug/tree", "the live supervision tree"},
 		{"/debug/tree.json", "the tree as JSON"},
 		{"/debug/tree/events", "the tree as server-sent events"},
+		{"/debug/cluster", "every node of the cluster, live"},
+		{"/debug/cluster.json", "the cluster as JSON"},
 		{"/metrics", "Prometheus metrics"},
 		{"/readyz?verbose", "readiness (the root lease is held)"},
 		{"/livez?verbose", "liveness"},
 		{"/debug/pprof/", "pprof"},
 	} {
-		if l.path == "/metrics" && s.opts.Gatherer == nil {
+		if l.path == "/metrics" && s.opts.Gatherer == nil || strings.HasPrefix(l.path, "/debug/cluster") && s.opts.Cluster == nil {
 			continue
 		}
 		fmt.Fprintf(&b, "<li><a href=%q>%s</a> — %s</li>\n", l.path, l.path, l.what)

@@ -41,6 +41,10 @@ func (n *node) serveLease(ctx context.Context) error {
 		if !lost {
 			break
 		}
+		if n.afterStepDown(ctx) {
+			attempt = 0
+			continue
+		}
 		// Lost: begin a new term after a backoff that grows while terms keep
 		// ending early.
 		if n.rt.opts.Clock.Now().Sub(started) > cfg.TTL*3 {
@@ -114,6 +118,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	}
 	if n.spec.Kind == KindElection {
 		n.setState(StateLeading)
+		defer n.stepDown.arm(t, cancel)()
 		ev(EventElected, t.Token(), nil)
 		n.rt.log.Info("elected", "node", n.path, "token", t.Token(), "term", term)
 	} else {
@@ -127,6 +132,8 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		lost = ctx.Err() == nil
 		n.setState(StateStopping)
 		switch {
+		case lost && errors.Is(cause, ErrSteppedDown):
+			// On purpose: StepDown has logged it; not a loss.
 		case lost && errors.Is(cause, ErrEscalated):
 			// Too many restarts: give the lease (or the leadership) up so
 			// a healthy peer can take over; a new term follows a backoff.

@@ -29,6 +29,8 @@ type node struct {
 	path     string
 	parent   *node
 	children []*node
+	// stepDown is an election's step-down state (see StepDown).
+	stepDown stepDown
 
 	// mu is taken after Group.mu or child.mu, and a parent's before a
 	// child's is never needed: snapshots lock one node at a time.

@@ -48,6 +48,7 @@ const minTokenLen = 16
 
 type options struct {
 	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr, debugToken string
+	debugURL                                                             string
 	logFormat, logLevel                                                  string
 	cacert, cert, key, user, password                                    string
 	passwordFile, debugTokenFile, debugCert, debugKey                    string
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.debugCert, "debug-cert", "", "serve the debug endpoint over HTTPS with this certificate (PEM, chain after the leaf)")
 	fs.StringVar(&o.debugKey, "debug-key", "", "private key of --debug-cert")
 	fs.BoolVar(&o.debugPublicHealth, "debug-public-health", false, "answer /livez and /readyz without the token (status only; the details need it), for probes that cannot send one")
+	fs.StringVar(&o.debugURL, "debug-url", "", "URL other nodes and operators reach this node's debug endpoint at, published in its registry key (default http://<debug-addr>, with this host's name when bound to all interfaces)")
 	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.cacert, "cacert", "", "verify etcd's certificate with this CA bundle (etcdctl's flag)")
@@ -86,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.passwordFile, "password-file", "", "read --password from this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)")
+			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n       scheduler tree --cluster                        print every node of the cluster\n       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
@@ -168,6 +170,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "tree" {
 		return runTree(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "step-down" {
+		return runStepDown(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -251,7 +256,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	layout := scheduler.NewLayout(o.prefix)
+	// The debug endpoint listens first: its address goes into the
+	// registry key, which other nodes read to show this one.
+	var debugLn net.Listener
+	if o.debugAddr != "" {
+		if debugLn, err = net.Listen("tcp", o.debugAddr); err != nil {
+			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
+			return exitFailure
+		}
+		defer debugLn.Close()
+	}
+	member, err := memberOf(o, debugLn)
+	if err != nil {
+		fmt.Fprintln(stderr, "scheduler:", err)
+		return exitUsage
+	}
 	tree := scheduler.Tree(scheduler.Config{
+		Member: member,
 		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
 		// The guard is this very binary (/proc/self/exe), run as "guard".
 		Guard:  guard.Spec{Args: []string{"guard"}},
@@ -282,13 +303,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg})
-		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", debugTLS, dbg, log)
+		cl, err := newCluster(o, client, layout, taskList, rt, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
+			fmt.Fprintln(stderr, "scheduler:", err)
 			return exitFailure
 		}
-		defer closeDebug()
+		defer cl.Close()
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg, Cluster: cl})
+		defer serveDebug(debugLn, o.debugAddr, o.debugToken != "", debugTLS, dbg, log)()
 	}
 	names := make([]string, len(taskList))
 	for i, t := range taskList {
@@ -410,13 +432,9 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	return err
 }
 
-// serveDebug serves the debug endpoint on addr, over HTTPS when tc is not
-// nil, until the returned func is called.
-func serveDebug(addr string, withToken bool, tc *tls.Config, dbg *debug.Server, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+// serveDebug serves the debug endpoint on ln (listening on addr), over HTTPS
+// when tc is not nil, until the returned func is called.
+func serveDebug(ln net.Listener, addr string, withToken bool, tc *tls.Config, dbg *debug.Server, log *slog.Logger) func() {
 	scheme := "http://"
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
@@ -459,5 +477,5 @@ func serveDebug(addr string, withToken bool, tc *tls.Config, dbg *debug.Server, 
 			_ = srv.Close()
 		}
 		<-done
-	}, nil
+	}
 }

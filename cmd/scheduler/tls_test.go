@@ -303,11 +303,11 @@ func TestDebugTokenInClearIsWarned(t *testing.T) {
 		var logs syncBuffer
 		log := slog.New(slog.NewJSONHandler(&logs, nil))
 		dbg := debug.New(debug.SourceFunc(func() supervisor.Snapshot { return supervisor.Snapshot{} }), debug.Options{Token: testToken, Logger: log})
-		stop, err := serveDebug(tc.addr, true, tc.tc, dbg, log)
+		ln, err := net.Listen("tcp", tc.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop()
+		serveDebug(ln, tc.addr, true, tc.tc, dbg, log)()
 		warned := strings.Contains(logs.String(), `"level":"WARN"`) && strings.Contains(logs.String(), "the bearer token travels in clear")
 		if warned != tc.warn {
 			t.Errorf("%s, TLS %v: warned %v; want %v; logs:\n%s", tc.addr, tc.tc != nil, warned, tc.warn, logs.String())

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/debug"
+	"github.com/leasehold/leasehold/debug/cluster"
 	"github.com/leasehold/leasehold/supervisor"
 )
 
@@ -29,9 +30,10 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 	cacert := fs.String("cacert", "", "verify an https endpoint's certificate with this CA bundle (default: the system's)")
 	colorMode := fs.String("color", "auto", "colour states: auto (when stdout is a terminal and $NO_COLOR is unset), always or never")
 	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	whole := fs.Bool("cluster", false, "print every node of the cluster (the node's /debug/cluster.json) instead of one tree")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler tree [flags]: print a node's live supervision tree")
+			fmt.Fprintln(stderr, "usage: scheduler tree [--cluster] [flags]: print a node's live supervision tree, or the whole cluster's")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			fmt.Fprint(stderr, envHelp(fs, treeEnvPrefix, treeEnv))
@@ -81,7 +83,18 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 		}
 		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
 	}
-	snap, err := fetchTree(client, base+"/debug/tree.json", *token)
+	if *whole {
+		v, err := fetchJSON[cluster.View](client, base+"/debug/cluster.json", *token)
+		if err == nil {
+			err = cluster.Render(stdout, v, color)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "scheduler tree:", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	snap, err := fetchJSON[supervisor.Snapshot](client, base+"/debug/tree.json", *token)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler tree:", err)
 		return exitFailure
@@ -99,8 +112,8 @@ const treeEnvPrefix = envPrefix + "_TREE"
 
 var treeEnv = map[string][]string{"token": {debugTokenEnv}, "token-file": {debugTokenEnv + "_FILE"}}
 
-func fetchTree(client *http.Client, url, token string) (supervisor.Snapshot, error) {
-	var snap supervisor.Snapshot
+func fetchJSON[T any](client *http.Client, url, token string) (T, error) {
+	var snap T
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return snap, fmt.Errorf("--addr: %w", err)
@@ -123,7 +136,7 @@ func fetchTree(client *http.Client, url, token string) (supervisor.Snapshot, err
 		return snap, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&snap); err != nil {
-		return snap, fmt.Errorf("%s: not a tree: %w", url, err)
+		return snap, fmt.Errorf("%s: unreadable answer: %w", url, err)
 	}
 	return snap, nil
 }

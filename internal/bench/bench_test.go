@@ -55,6 +55,11 @@ func TestQuickRunEndToEnd(t *testing.T) {
 			t.Errorf("%s: %v; want %d positive durations", name, s, cfg.Handovers)
 		}
 	}
+	for name, s := range map[string]Sample{"step-down": r.StepDown, "graceful stop beside it": r.StepDownStop} {
+		if len(s) != min(cfg.Handovers, 50) || s.Min() <= 0 {
+			t.Errorf("%s: %v; want %d positive durations", name, s, min(cfg.Handovers, 50))
+		}
+	}
 	if len(r.Floor) != cfg.FloorTrials || r.Floor.Min() <= 0 {
 		t.Errorf("floor: %v", r.Floor)
 	}
@@ -89,13 +94,13 @@ func TestQuickRunEndToEnd(t *testing.T) {
 	var out bytes.Buffer
 	r.Markdown(&out)
 	table := out.String()
-	for _, want := range []string{"| Measure | leasehold | naive baseline |", "Machine:", "etcd 3.", "Split-brain", "handover", "Crash failover", "Teardown", "requests"} {
+	for _, want := range []string{"| Measure | leasehold | naive baseline |", "Machine:", "etcd 3.", "Split-brain", "handover", "StepDown asked", "graceful stop of the leader", "Crash failover", "Teardown", "requests"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
 		}
 	}
-	if rows := strings.Count(table, "\n| ") - 1; rows != 8+len(cfg.TeardownSizes) { // minus the header
-		t.Errorf("the table has %d rows; want %d:\n%s", rows, 8+len(cfg.TeardownSizes), table)
+	if rows := strings.Count(table, "\n| ") - 1; rows != 10+len(cfg.TeardownSizes) { // minus the header
+		t.Errorf("the table has %d rows; want %d:\n%s", rows, 10+len(cfg.TeardownSizes), table)
 	}
 	r.WriteChecks(&out)
 	r.Details(&out)

@@ -44,6 +44,10 @@ func (r *Report) Markdown(w io.Writer) {
 		slowPct(r.HandoverShort.Leasehold), slowPct(r.HandoverShort.Naive))
 	row(fmt.Sprintf("2. Graceful handover, leader stops as soon as the successor's key exists; p50 / p99 / max of %d", len(r.HandoverNow.Leasehold)),
 		slowPct(r.HandoverNow.Leasehold), slowPct(r.HandoverNow.Naive))
+	row(fmt.Sprintf("2. Leadership moved on purpose: StepDown asked → successor acting (the old leader stays up and rejoins behind); p50 / p99 / max of %d", len(r.StepDown)),
+		slowPct(r.StepDown), "no equivalent")
+	row(fmt.Sprintf("2. … alongside it, in the same run: graceful stop of the leader (what SIGTERM does) → successor acting; p50 / p99 / max of %d", len(r.StepDownStop)),
+		slowPct(r.StepDownStop), "see the rows above")
 	row(fmt.Sprintf("2. Physical floor of a handover on this etcd (raw clientv3: revoke, delete event on a synced watch, read); p50 / p99 / max of %d", len(r.Floor)),
 		pct(r.Floor), "same floor")
 

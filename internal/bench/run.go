@@ -36,6 +36,8 @@ type Report struct {
 	HandoverLong  Pair[Sample] // the successor waited HandoverWait
 	HandoverShort Pair[Sample] // the leader stopped within 100 ms of the successor's key, at random
 	HandoverNow   Pair[Sample] // the leader stopped as soon as the successor's key existed
+	StepDown      Sample       // StepDown → successor acting
+	StepDownStop  Sample       // graceful stop (SIGTERM) → successor acting, measured alongside StepDown
 	Floor         Sample
 	RoundTrip     Sample // one linearizable read
 	Crash         Pair[Sample]
@@ -134,6 +136,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
+	// 2b. Leadership moved on purpose, next to a graceful stop.
+	if r.StepDown, r.StepDownStop, err = e.stepDowns(ctx, min(cfg.Handovers, 50), cfg.HandoverWait); err != nil {
+		return nil, fmt.Errorf("step-downs: %w", err)
+	}
+	e.logf("step-down: p50 %s ms, p99 %s ms; graceful stop: p50 %s ms, p99 %s ms",
+		ms(r.StepDown.Percentile(50)), ms(r.StepDown.Percentile(99)), ms(r.StepDownStop.Percentile(50)), ms(r.StepDownStop.Percentile(99)))
 	if r.Floor, r.RoundTrip, err = e.floor(ctx, cfg.FloorTrials); err != nil {
 		return nil, fmt.Errorf("handover floor: %w", err)
 	}

@@ -5,6 +5,7 @@
 //	registry            lease    the node's membership key
 //	├── election        election leadership for the scheduler
 //	│   └── scheduler   service  assigns due task runs to live runners (leader only)
+//	├── step-down       service  acts on a step-down request addressed to this node's term
 //	└── runner          lease    the node's runner key; owns its assignments
 //	    ├── assignments service  watches this runner's assignments
 //	    └── unit:<task>:<slot>   one service per assigned run, added and removed dynamically
@@ -22,5 +23,6 @@
 //
 // Key layout under the prefix P (see Layout): P/nodes/<node>,
 // P/leader/<lease id>, P/runners/<node>, P/assign/<node>/<task>/<slot>,
-// P/runs/<task>/<slot>, P/schedule/<task>.
+// P/runs/<task>/<slot>, P/schedule/<task>, P/step-down. The registry key's
+// value is the node's cluster.Member as JSON (package debug/cluster).
 package scheduler

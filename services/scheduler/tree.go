@@ -27,6 +27,9 @@ type Config struct {
 	Output func(task string) io.Writer
 	// Tick and Grace tune the leader's rounds (see Scheduler).
 	Tick, Grace time.Duration
+	// Member is the value of the node's registry key, e.g. a cluster.Member
+	// as JSON (id, debug URL, version, start time). Default: NodeID.
+	Member string
 }
 
 // Tree is the tree every scheduler node runs (see the package doc).
@@ -39,12 +42,19 @@ func Tree(cfg Config) *leasehold.Node {
 	if log == nil {
 		log = slog.Default()
 	}
-	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)),
-		leasehold.Election("election", cfg.Layout.Leader(), ttl,
+	member := cfg.Member
+	if member == "" {
+		member = cfg.NodeID
+	}
+	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)), leasehold.Identity(member),
+		leasehold.Election("election", cfg.Layout.Leader(), ttl, leasehold.Identity(cfg.NodeID),
 			leasehold.Service("scheduler", &Scheduler{
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
 				Tick: cfg.Tick, Grace: cfg.Grace,
 			})),
+		leasehold.Service("step-down", &StepDownListener{
+			Client: cfg.Client, Layout: cfg.Layout, Election: "registry/election", Log: log.With("service", "step-down"),
+		}),
 		leasehold.Lease("runner", ttl, leasehold.Key(cfg.Layout.Runner(cfg.NodeID)),
 			leasehold.Service("assignments", &Runner{
 				Client: cfg.Client, Layout: cfg.Layout, Node: cfg.NodeID, Tasks: cfg.Tasks,
