@@ -127,6 +127,9 @@ func TestThreeCandidatesHandOver(t *testing.T) {
 				snap.Role, snap.Token, snap.Leader, next.event.Token, next.node)
 		}
 		tokens = append(tokens, next.event.Token)
+		// Its subtree runs before it is stopped (events are delivered on
+		// their own goroutine, so the election's may come first).
+		leader.rec.wait(t, "work started", is(supervisor.EventServiceStarted, "leader/work"))
 		if err := leader.stop(t); err != nil {
 			t.Fatalf("graceful stop: %v", err)
 		}
