@@ -42,11 +42,11 @@ const ExitCodeOverrun = supervisor.ExitCodeOverrun
 // New validates tree and prepares it to run on client. Nothing starts
 // until Runtime.Run.
 func New(client *clientv3.Client, tree *Node, opts Options) (*Runtime, error) {
-	spec, err := tree.Spec()
+	spec, err := tree.built()
 	if err != nil {
 		return nil, err
 	}
-	return supervisor.New(client, spec, opts)
+	return supervisor.New(client, spec, opts) // validates the whole tree, once
 }
 
 // Run validates tree, runs it until ctx ends, and returns only after

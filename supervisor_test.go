@@ -193,9 +193,11 @@ func TestCascadeStopsInnerFirstThenRevokes(t *testing.T) {
 	)
 }
 
-// A service that ignores cancellation triggers the overrun policy no later
-// than HeldUntil.
-func TestOverrunPolicyRunsByHeldUntil(t *testing.T) {
+// A service that ignores cancellation triggers the overrun policy at the
+// lease's HeldUntil (never before: a service has until then to return; the
+// Guard inside HeldUntil is the margin for the policy to act before etcd
+// could expire the lease).
+func TestOverrunPolicyRunsAtHeldUntil(t *testing.T) {
 	srv := etcdtest.Start(t)
 	release := make(chan struct{})
 	overruns := make(chan leasehold.Overrun, 1)
@@ -219,8 +221,11 @@ func TestOverrunPolicyRunsByHeldUntil(t *testing.T) {
 	if !slices.Equal(o.Stuck, []string{"l/stubborn"}) || o.Path != "l" || o.LeaseID != granted.LeaseID {
 		t.Errorf("overrun = %+v; want l/stubborn stuck under lease l %x", o, granted.LeaseID)
 	}
-	if calledAt.After(o.HeldUntil) {
-		t.Errorf("policy ran at %v, after HeldUntil %v", calledAt, o.HeldUntil)
+	if calledAt.Before(o.HeldUntil) {
+		t.Errorf("policy ran at %v, before HeldUntil %v: the service had until then", calledAt, o.HeldUntil)
+	}
+	if lost, _ := r.rec.wait(t, "lost", isTerm(supervisor.EventLeaseLost, "l", 1)); lost.HeldUntil != o.HeldUntil {
+		t.Errorf("overrun HeldUntil %v; want the lost lease's %v", o.HeldUntil, lost.HeldUntil)
 	}
 	// The abandoned service is still tracked: it is reported stopped once it returns.
 	r.rec.wait(t, "stubborn returned", is(supervisor.EventServiceStopped, "l/stubborn"))

@@ -126,12 +126,6 @@ func (l *Lease) HeldUntil() clock.Time {
 
 func (l *Lease) ownHeldUntil() clock.Time { return clock.Time(l.heldUntil.Load()) }
 
-// Deadline is the instant by which everything running under the lease must
-// have returned: HeldUntil minus Guard, so that even exiting the process
-// completes before HeldUntil. The supervisor's overrun policy applies there,
-// and the command guard kills there.
-func (l *Lease) Deadline() clock.Time { return l.HeldUntil().Add(-l.cfg.Guard) }
-
 // FenceAt is the instant at which the lease is declared lost locally if no
 // later renewal has been acknowledged: this lease's own HeldUntil minus the
 // stop budget. (A lease nested Within another is also stopped when the outer

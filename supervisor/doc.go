@@ -20,4 +20,30 @@
 // A failing service is restarted inside its lease with exponential backoff;
 // the lease is not touched. A lost lease is re-acquired, with backoff, as a
 // new term with a new supervisor (a suture.Supervisor serves only once).
+//
+// What suture does here, and what it does not. suture runs the children:
+// one goroutine per child, started when the group starts or a child is added
+// at run time, removed with RemoveAndWait, and every child is a plain
+// suture.Service, so any suture service works unchanged. leasehold does not
+// use suture's restart policy or its stop, on purpose:
+//   - suture counts failures per supervisor with a decaying score and pauses
+//     the whole supervisor past a threshold; OTP semantics (strategies,
+//     restart types, intensity and escalation, ordered start) need per-child
+//     decisions, so each child loops over its own runs (child.Serve) and asks
+//     its Group what to do. suture's failure threshold is set to infinity.
+//   - suture's stop gives every child one shared timeout and then abandons
+//     the ones still running; a lease's promise needs every Serve tracked
+//     until it has returned, stopped in the tree's order, with the overrun
+//     policy at the lease's deadline. suture's timeout only ever applies to
+//     children the overrun policy already chose to abandon.
+//   - suture's timers are not on an injectable clock; leasehold's deadlines,
+//     backoffs and intensity windows all are (clock.Clock).
+//
+// Users who want suture's own failure rule get it, on leasehold's clock, with
+// Spec.Suture (SutureBackoff).
+//
+// Events and logs reach user code (Options.OnEvent, the Logger's handler) on
+// one goroutine of the runtime's own, in order, never under a lock; a lease's
+// deadline is enforced by a watchdog per term that waits for no user code and
+// no etcd call.
 package supervisor

@@ -193,7 +193,7 @@ func (g *Group) await(children []*child, stop func(*child) <-chan struct{}) {
 		case <-idle[i]:
 		case <-own:
 			if stuck := c.n.stuck(); len(stuck) > 0 {
-				g.n.rt.overrun(Overrun{Path: c.n.path, Shutdown: c.n.spec.Shutdown, Stuck: stuck})
+				g.n.rt.overrun(Overrun{Path: c.n.path, Shutdown: c.n.spec.Shutdown, Stuck: stuck}, overrunLogWait)
 			}
 		case <-g.scope.overdue.Done():
 			return
@@ -201,14 +201,16 @@ func (g *Group) await(children []*child, stop func(*child) <-chan struct{}) {
 	}
 }
 
-// overrunLogWait is how long an overrun waits for its log line to be written
-// before applying the policy (the default policy exits the process).
+// overrunLogWait is how long a child's Shutdown overrun waits for its log
+// line to be written before applying the policy (the default policy exits
+// the process); a lease's overrun waits a quarter of its Guard, the margin
+// left before etcd could expire the lease.
 const overrunLogWait = 20 * time.Millisecond
 
-func (r *Runtime) overrun(o Overrun) {
+func (r *Runtime) overrun(o Overrun, logWait time.Duration) {
 	logOverrun(r.log, o)
 	r.emit(Event{Kind: EventOverrun, Path: o.Path, LeaseID: o.LeaseID, HeldUntil: o.HeldUntil, Stuck: o.Stuck})
-	r.out.flush(overrunLogWait)
+	r.out.flush(logWait)
 	r.opts.Overrun(o)
 }
 

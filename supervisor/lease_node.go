@@ -13,9 +13,7 @@ import (
 // with a new lease (and, for an election, a won campaign) and a new
 // supervisor, until ctx ends.
 func (n *node) serveLease(ctx context.Context) error {
-	cfg := n.spec.Lease
-	cfg.Clock = n.rt.opts.Clock
-	cfg = cfg.WithDefaults()
+	cfg := n.lease
 	attempt := 0
 	for ctx.Err() == nil {
 		n.setState(StateAcquiring)
@@ -47,7 +45,7 @@ func (n *node) serveLease(ctx context.Context) error {
 		}
 		// Lost: begin a new term after a backoff that grows while terms keep
 		// ending early.
-		if n.rt.opts.Clock.Now().Sub(started) > cfg.TTL*3 {
+		if n.rt.opts.Clock.Now().Sub(started) > n.rt.opts.Reacquire.Max {
 			attempt = 0
 		}
 		attempt++
@@ -57,11 +55,10 @@ func (n *node) serveLease(ctx context.Context) error {
 	return nil
 }
 
-// grant grants a lease, nested within the enclosing one, giving up after the
-// lease's TTL so that an unreachable etcd turns into logged retries rather
-// than a silent hang.
+// grant grants a lease, nested within the enclosing one, giving up after
+// GrantTimeout.
 func (n *node) grant(ctx context.Context, cfg leases.Config) (*leases.Lease, error) {
-	gctx, cancel := context.WithTimeout(ctx, cfg.TTL)
+	gctx, cancel := context.WithTimeout(ctx, n.rt.opts.GrantTimeout)
 	defer cancel()
 	var opts []leases.GrantOption
 	if outer := scopeOf(ctx).nearest(); outer != nil {
@@ -152,7 +149,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 }
 
 // watch enforces lease's deadline on n's subtree apart from the teardown
-// and from user code: once the lease is lost and its Deadline arrives with
+// and from user code: once the lease is lost and its HeldUntil arrives with
 // services under n still running, it applies the overrun policy, then ends
 // the returned context, which tells teardowns under n to stop waiting for
 // them. outer is the enclosing lease's; stop ends the watch once the subtree
@@ -168,7 +165,7 @@ func (n *node) watch(lease *leases.Lease, outer context.Context) (context.Contex
 			return
 		}
 		clk := n.rt.opts.Clock
-		t := clk.NewTimer(lease.Deadline())
+		t := clk.NewTimer(lease.HeldUntil())
 		defer t.Stop()
 		for {
 			select {
@@ -177,14 +174,14 @@ func (n *node) watch(lease *leases.Lease, outer context.Context) (context.Contex
 			case <-t.C():
 			}
 			// An enclosing lease still renewed moves the deadline later.
-			if at := lease.Deadline(); clk.Now().Before(at) {
+			if at := lease.HeldUntil(); clk.Now().Before(at) {
 				t.Reset(at)
 				continue
 			}
 			break
 		}
 		if stuck := n.stuck(); len(stuck) > 0 {
-			n.rt.overrun(Overrun{Path: n.path, LeaseID: lease.ID(), HeldUntil: lease.HeldUntil(), Stuck: stuck})
+			n.rt.overrun(Overrun{Path: n.path, LeaseID: lease.ID(), HeldUntil: lease.HeldUntil(), Stuck: stuck}, lease.Config().Guard/4)
 		}
 	})
 	return overdue, sync.OnceFunc(func() { close(quit) })

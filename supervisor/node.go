@@ -26,6 +26,7 @@ const (
 type node struct {
 	rt       *Runtime
 	spec     *Spec
+	lease    leases.Config // lease and election nodes: the resolved config
 	path     string
 	parent   *node
 	children []*node
@@ -64,6 +65,12 @@ func (r *Runtime) build(s *Spec, parent *node) *node {
 	n := &node{rt: r, spec: s, parent: parent, path: s.Name}
 	if parent != nil {
 		n.path = parent.path + "/" + s.Name
+	}
+	if s.Kind == KindLease || s.Kind == KindElection {
+		// Resolved once, here; every term uses these values.
+		n.lease = s.Lease
+		n.lease.Clock = r.opts.Clock
+		n.lease = n.lease.WithDefaults()
 	}
 	n.mu.state = StateStopped
 	n.mu.since = time.Now()

@@ -36,8 +36,14 @@ type Options struct {
 	// Clock measures lease deadlines. Default: clock.Boot.
 	Clock clock.Clock
 	// Reacquire paces new terms after a lease is lost and retries of a
-	// failed grant. Default: 100ms doubling to 5s.
+	// failed grant. Default: 100ms doubling to 1s, so that a node holds its
+	// leases again within about a second of etcd becoming reachable. A term
+	// that lasted longer than Max starts the backoff over.
 	Reacquire Backoff
+	// GrantTimeout bounds one attempt to grant a lease, so that an
+	// unreachable etcd turns into logged retries rather than a silent hang.
+	// Default: 2s.
+	GrantTimeout time.Duration
 }
 
 // ErrAlreadyRun is returned by Run on a Runtime that has been run before.
@@ -69,11 +75,11 @@ type Runtime struct {
 // New validates the tree and prepares a Runtime for it. Nothing starts
 // until Run.
 func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
-	if client == nil {
-		return nil, fmt.Errorf("%w: the etcd client is nil: pass a connected *clientv3.Client", ErrInvalidTree)
-	}
 	if err := Validate(root); err != nil {
 		return nil, err
+	}
+	if client == nil {
+		return nil, fmt.Errorf("%w: the etcd client is nil: pass a connected *clientv3.Client", ErrInvalidTree)
 	}
 	if opts.NodeID == "" {
 		host, _ := os.Hostname()
@@ -89,9 +95,12 @@ func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
 		opts.Clock = clock.Boot
 	}
 	if opts.Reacquire == (Backoff{}) {
-		opts.Reacquire = Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+		opts.Reacquire = Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	}
 	opts.Reacquire = opts.Reacquire.withDefaults()
+	if opts.GrantTimeout <= 0 {
+		opts.GrantTimeout = 2 * time.Second
+	}
 	r := &Runtime{client: client, opts: opts, out: newOutbox()}
 	r.log = slog.New(asyncHandler{inner: opts.Logger.Handler(), out: r.out})
 	r.root = r.build(root, nil)

@@ -165,12 +165,13 @@ func validate(s *Spec, parent string, leased bool) error {
 		if s.Kind == KindElection && s.Key != "" {
 			return bad("Key is set on an election: its key is prefix/leaseID")
 		}
-		if err := s.Lease.Validate(); err != nil {
+		cfg := s.Lease.WithDefaults()
+		if err := cfg.Validate(); err != nil {
 			return bad("%v", err)
 		}
-		budget := s.Lease.WithDefaults().StopBudget
-		if worst, how := stopTime(s); worst > budget {
-			return bad("StopBudget %s cannot fit the children's Shutdown timeouts (%s = %s): raise StopBudget or lower the Shutdowns", budget, how, worst)
+		if worst, how := stopTime(s); !fitsStopBudget(cfg, worst) {
+			return bad("StopBudget %s cannot fit the children's Shutdown timeouts (%s = %s) plus one Guard (%s) for the teardown's own latency: raise StopBudget or lower the Shutdowns",
+				cfg.StopBudget, how, worst, cfg.Guard)
 		}
 		leased = true
 	case KindSupervisor:
@@ -208,6 +209,15 @@ func joinPath(parent, name string) string {
 		return name
 	}
 	return parent + "/" + name
+}
+
+// fitsStopBudget is the rule that makes a child's own Shutdown timer fire
+// before its lease's deadline. Teardown starts at FenceAt, StopBudget before
+// HeldUntil, where the lease's watchdog applies the overrun policy; a child
+// asked to stop a little after FenceAt (the teardown's own latency, at most
+// one Guard) must reach the end of its Shutdown by then.
+func fitsStopBudget(cfg leases.Config, worst time.Duration) bool {
+	return worst+cfg.Guard <= cfg.StopBudget
 }
 
 // stopTime is the longest a node's teardown can take by its children's

@@ -2,11 +2,15 @@
 // election whose leader bumps a counter in etcd through fenced writes, so
 // that a deposed leader's write can never land.
 //
-//	go run ./examples/minimal                                   # embedded etcd
-//	go run ./examples/minimal --endpoints http://127.0.0.1:2379 # a real one
+//	go run .                                   # embedded etcd
+//	go run . --endpoints http://127.0.0.1:2379 # a real one
 //
 // Start it twice against the same etcd and stop the leader with Ctrl-C: the
 // other takes over within milliseconds, with a larger fencing token.
+//
+// It is a module of its own, importing leasehold as any program would, so it
+// can be copied out of this repository as it is (drop the replace line of
+// its go.mod).
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -23,8 +28,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"go.etcd.io/etcd/server/v3/embed"
+
 	"github.com/leasehold/leasehold"
-	"github.com/leasehold/leasehold/internal/embedetcd"
 	"github.com/leasehold/leasehold/leases"
 )
 
@@ -46,12 +52,12 @@ func run(endpoint string) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := embedetcd.Start(dir, "http://127.0.0.1:0", "http://127.0.0.1:0")
+		e, err := startEtcd(dir)
 		if err != nil {
 			return err
 		}
-		defer srv.Close()
-		endpoint = srv.ClientURL
+		defer e.Close()
+		endpoint = "http://" + e.Clients[0].Addr().String()
 	}
 	client, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -94,5 +100,31 @@ func count(ctx context.Context) error {
 			return err
 		}
 		slog.Info("counted", "value", n+1, "token", term.Token())
+	}
+}
+
+// startEtcd starts a single-member etcd on loopback ports of the system's
+// choosing, with its data in dir.
+func startEtcd(dir string) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Dir = dir
+	loopback := []url.URL{{Scheme: "http", Host: "127.0.0.1:0"}}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = loopback, loopback
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = loopback, loopback
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, err
+	case <-time.After(time.Minute):
+		e.Close()
+		return nil, errors.New("embedded etcd not ready after a minute")
 	}
 }

@@ -53,7 +53,7 @@ func (u *Unit) Serve(ctx context.Context) error {
 		"LEASEHOLD_TOKEN="+strconv.FormatInt(term.Token(), 10),
 		"LEASEHOLD_NODE="+u.Node,
 	)
-	p, err := guard.Start(spec, lease.Deadline()) // the supervisor's overrun instant: one margin for both
+	p, err := guard.Start(spec, lease.HeldUntil())
 	if err != nil {
 		return u.report(ctx, term, guard.Result{ExitCode: -1, Reason: guard.ReasonError, Err: err})
 	}
@@ -72,7 +72,7 @@ func (u *Unit) Serve(ctx context.Context) error {
 			u.Log.Warn("stopped before the run ended", "reason", res.Reason)
 			return nil
 		case <-tick.C:
-			if err := p.Extend(lease.Deadline()); err != nil {
+			if err := p.Extend(lease.HeldUntil()); err != nil {
 				u.Log.Warn("cannot extend the guard's deadline", "err", err)
 			}
 		}
