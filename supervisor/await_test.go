@@ -19,7 +19,7 @@ import (
 
 func fakeGroup(t *testing.T, clk *clock.Fake, overruns chan Overrun, children ...*Spec) (*Group, []*child) {
 	t.Helper()
-	r := &Runtime{opts: Options{Clock: clk, Overrun: func(o Overrun) { overruns <- o }}, out: newOutbox()}
+	r := &Runtime{opts: Options{Clock: clk, Overrun: func(o Overrun) { overruns <- o }}, out: newOutbox(nil)}
 	r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	n := r.build(&Spec{Kind: KindSupervisor, Name: "g", Children: children}, nil)
 	live, stop := context.WithCancel(context.Background())

@@ -72,10 +72,8 @@ func Ready(ctx context.Context) {
 // Serve implements suture.Service: it runs the node until the group stops
 // it, restarting it as the group's rules say.
 func (c *child) Serve(supCtx context.Context) error {
-	// suture cancels supCtx only after the group's teardown, or when the
-	// child is removed; either way the child must stop too.
-	unbind := context.AfterFunc(supCtx, func() { c.stop(errStopped) })
-	defer unbind()
+	// suture cancels supCtx only after the group's teardown has stopped the
+	// child, or after Remove has: the group alone decides when it stops.
 	for {
 		if c.failures > 0 {
 			c.n.setState(StateBackoff)

@@ -249,8 +249,12 @@ func (g *Group) sleep(c *child, d time.Duration) bool {
 	}
 }
 
-// notify wakes children waiting for their turn to start.
+// notify wakes children waiting for their turn to start (only an Ordered
+// group's children ever wait).
 func (g *Group) notify() {
+	if !g.n.spec.Ordered {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	close(g.mu.changed)

@@ -29,17 +29,21 @@ type outbox struct {
 		busy       bool          // a delivery is in progress
 		idle       chan struct{} // closed and replaced whenever queue drains
 	}
-	wake chan struct{} // capacity 1: something was posted, or stop
-	done chan struct{}
+	wake    chan struct{} // capacity 1: something was posted, or stop
+	done    chan struct{}
+	onEvent func(Event)
 }
 
+// delivery is one event (for onEvent) or one log record (deliver set).
+// Events are held by value: no closure per event.
 type delivery struct {
+	event   Event
 	deliver func()
 	log     bool
 }
 
-func newOutbox() *outbox {
-	o := &outbox{}
+func newOutbox(onEvent func(Event)) *outbox {
+	o := &outbox{onEvent: onEvent}
 	o.wake = make(chan struct{}, 1)
 	o.mu.idle = make(chan struct{})
 	return o
@@ -74,7 +78,7 @@ func (o *outbox) post(d delivery) {
 	o.mu.Lock()
 	if !o.mu.running {
 		o.mu.Unlock()
-		d.deliver()
+		o.deliver(d)
 		return
 	}
 	if d.log {
@@ -95,6 +99,7 @@ func (o *outbox) loop() {
 	for {
 		o.mu.Lock()
 		if len(o.mu.queue) == 0 {
+			o.mu.queue = nil // let a burst's array go
 			close(o.mu.idle)
 			o.mu.idle = make(chan struct{})
 			if !o.mu.running {
@@ -113,10 +118,20 @@ func (o *outbox) loop() {
 		}
 		o.mu.busy = true
 		o.mu.Unlock()
-		d.deliver()
+		o.deliver(d)
 		o.mu.Lock()
 		o.mu.busy = false
 		o.mu.Unlock()
+	}
+}
+
+func (o *outbox) deliver(d delivery) {
+	if d.deliver != nil {
+		d.deliver()
+		return
+	}
+	if o.onEvent != nil {
+		o.onEvent(d.event)
 	}
 }
 

@@ -101,7 +101,7 @@ func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
 	if opts.GrantTimeout <= 0 {
 		opts.GrantTimeout = 2 * time.Second
 	}
-	r := &Runtime{client: client, opts: opts, out: newOutbox()}
+	r := &Runtime{client: client, opts: opts, out: newOutbox(opts.OnEvent)}
 	r.log = slog.New(asyncHandler{inner: opts.Logger.Handler(), out: r.out})
 	r.root = r.build(root, nil)
 	return r, nil
@@ -153,8 +153,7 @@ func (r *Runtime) emit(e Event) {
 	if e.At == 0 {
 		e.At = r.opts.Clock.Now()
 	}
-	on := r.opts.OnEvent
-	r.out.post(delivery{deliver: func() { on(e) }})
+	r.out.post(delivery{event: e})
 }
 
 // background runs f on a goroutine that Run waits for.
