@@ -22,7 +22,7 @@ import (
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/clock"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/internal/faults"
+	"github.com/leasehold/leasehold/internal/verify/faults"
 	"github.com/leasehold/leasehold/supervisor"
 )
 

@@ -27,21 +27,19 @@
 //
 // # Faults
 //
-// [Server.Proxy] puts a TCP proxy (go.etcd.io/etcd/pkg/v3/proxy) between
-// clients and the server. [Proxy.Partition] silently drops traffic in
-// both directions while keeping connections open, which is what a real
-// network partition looks like to a client: requests hang until their
-// deadline rather than failing fast. [Proxy.Delay] adds latency and
-// [Proxy.Pause] stalls traffic without losing it.
+// [Server.Proxy] puts the faults package's proxy (the one the split-brain
+// campaign uses) between clients and the server. [Proxy.Partition] silently
+// drops traffic in both directions while keeping connections open, which is
+// what a real network partition looks like to a client: requests hang until
+// their deadline rather than failing fast. [Proxy.Delay] adds latency.
 //
-// The proxy listens on a unix socket in a short private temp directory.
-// The proxy package cannot listen on port 0, and a numeric port would
-// listen on all interfaces; a unix socket needs neither.
+// The proxy listens on a unix socket in a short private temp directory: a
+// numeric port would listen on all interfaces; a unix socket needs neither.
 //
-// Dropping bytes mid-stream corrupts the HTTP/2 connection, so after
-// [Proxy.Heal] the first request may fail with codes.Unavailable while
-// gRPC reconnects. Use [AwaitHealthy] to wait for recovery instead of
-// asserting on the first request.
+// [Proxy.Heal] resets the connections that lost bytes during the partition,
+// as TCP would have, so the first request after it may fail with
+// codes.Unavailable while gRPC reconnects. Use [AwaitHealthy] to wait for
+// recovery instead of asserting on the first request.
 //
 // # Example
 //

@@ -143,28 +143,6 @@ func TestDelay(t *testing.T) {
 	mustGet(t, c, "k", "v")
 }
 
-func TestPause(t *testing.T) {
-	s := etcdtest.Start(t)
-	p := s.Proxy(t)
-	c := p.Client(t)
-	put(t, c, "k", "v")
-
-	p.Pause()
-	p.Pause() // idempotent: must not strand traffic
-	gctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	_, err := c.Get(gctx, "k")
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Get while paused: err = %v, want DeadlineExceeded", err)
-	}
-
-	p.Unpause()
-	if err := etcdtest.AwaitHealthy(ctx(t, 10*time.Second), c); err != nil {
-		t.Fatal(err)
-	}
-	mustGet(t, c, "k", "v")
-}
-
 // TestCleanupOrder runs a full setup in a subtest so that its cleanups
 // (clients, then proxy, then server) run before the parent continues.
 // If the order were wrong the subtest would take seconds or hang, and

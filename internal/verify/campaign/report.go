@@ -1,4 +1,4 @@
-package main
+package campaign
 
 import (
 	"fmt"
@@ -6,14 +6,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leasehold/leasehold/checker"
-	"github.com/leasehold/leasehold/internal/faults"
+	"github.com/leasehold/leasehold/internal/verify/checker"
+	"github.com/leasehold/leasehold/internal/verify/faults"
 )
 
 // renderTable renders the campaigns' results side by side as markdown.
-func renderTable(o options, etcd faults.EtcdSettings, results []result) string {
+func renderTable(o Options, etcd faults.EtcdSettings, results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n### splitbrain: seed %d, %d nodes, TTL %s, %d etcd members (%s)\n\n", o.seed, o.nodes, o.ttl, o.members, etcd)
+	fmt.Fprintf(&b, "\n### splitbrain: seed %d, %d nodes, TTL %s, %d etcd members (%s)\n\n", o.Seed, o.Nodes, o.TTL, o.Members, etcd)
 	head := "| |"
 	rule := "|---|"
 	for _, r := range results {

@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leasehold/leasehold/history"
+	"github.com/leasehold/leasehold/internal/verify/history"
 )
 
 // TermID identifies a term: the node that held it, the lease it was held

@@ -1,4 +1,4 @@
-package main
+package campaign
 
 import (
 	"context"
@@ -21,8 +21,8 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/history"
-	"github.com/leasehold/leasehold/internal/faults"
+	"github.com/leasehold/leasehold/internal/verify/faults"
+	"github.com/leasehold/leasehold/internal/verify/history"
 	"github.com/leasehold/leasehold/leases"
 	"github.com/leasehold/leasehold/supervisor"
 )

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/leasehold/leasehold/history"
+	"github.com/leasehold/leasehold/internal/verify/history"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

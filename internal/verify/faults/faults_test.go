@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/internal/faults"
+	"github.com/leasehold/leasehold/internal/verify/faults"
 )
 
 // A child role: this test binary re-executed with childEnv set sleeps

@@ -1,4 +1,4 @@
-package main
+package campaign
 
 import (
 	"bytes"
@@ -18,10 +18,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/leasehold/leasehold/checker"
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/history"
-	"github.com/leasehold/leasehold/internal/faults"
+	"github.com/leasehold/leasehold/internal/verify/checker"
+	"github.com/leasehold/leasehold/internal/verify/faults"
+	"github.com/leasehold/leasehold/internal/verify/history"
 )
 
 const (
