@@ -296,3 +296,37 @@ func TestRemoveBeforeItsTurnInAnOrderedGroup(t *testing.T) {
 		t.Errorf("the removed child started %d times", n)
 	}
 }
+
+// Found by the property test: when an election's key was deleted (its
+// leadership lost while its lease lived), a nested election deeper in the
+// tree, not yet reached by the ordered teardown, went on restarting its
+// children under the lost leadership. No child starts below an ended term.
+func TestNoStartBelowALostLeadership(t *testing.T) {
+	srv := etcdtest.Start(t)
+	crashy := leasehold.Func("crashy", func(context.Context) error { return errors.New("boom") },
+		leasehold.Backoff(20*time.Millisecond, 20*time.Millisecond))
+	slowStop := func(ctx context.Context) error {
+		<-ctx.Done()
+		time.Sleep(300 * time.Millisecond) // the work of stopping (not synchronisation)
+		return nil
+	}
+	tree := leasehold.Election("r", "/nostart/r", short,
+		leasehold.Supervisor("sup", leasehold.Ordered(),
+			leasehold.Election("e1", "/nostart/e1", short, leasehold.Intensity(-1, time.Second), crashy),
+			leasehold.Func("slow", slowStop, leasehold.Shutdown(400*time.Millisecond)),
+		),
+	)
+	r := start(t, srv.Client(t), tree, leasehold.Options{})
+	r.rec.waitNth(t, "crashy restarted", 3, is(supervisor.EventServiceStarted, "r/sup/e1/crashy"))
+	r.rec.wait(t, "slow started", is(supervisor.EventServiceStarted, "r/sup/slow"))
+	if _, err := srv.Client(t).Delete(context.Background(), "/nostart/r/", clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	_, lostAt := r.rec.wait(t, "r lost", isTerm(supervisor.EventLeaseLost, "r", 1))
+	_, stoppedAt := r.rec.wait(t, "r's term stopped", isTerm(supervisor.EventTermStopped, "r", 1))
+	for _, e := range r.rec.all()[lostAt:stoppedAt] {
+		if e.Kind == supervisor.EventServiceStarted {
+			t.Errorf("%s started after r's leadership was lost", e.Path)
+		}
+	}
+}

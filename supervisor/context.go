@@ -39,6 +39,10 @@ type scope struct {
 	// leases are the enclosing leases of the current terms, outermost
 	// first: no child starts once any of them is lost or past its FenceAt.
 	leases []*leases.Lease
+	// terms are those terms' contexts: they also end when an election's key
+	// goes (leadership lost while the lease lives) or the term escalates,
+	// and no child starts anywhere below a term that has ended.
+	terms []context.Context
 	// overdue ends once an enclosing lease's watchdog has applied the
 	// overrun policy: teardowns under it stop waiting for stuck services.
 	overdue context.Context
@@ -65,7 +69,12 @@ func (sc scope) nearest() *leases.Lease {
 	return sc.leases[len(sc.leases)-1]
 }
 
-// within is sc with l as the innermost lease and overdue as its watchdog's.
-func (sc scope) within(l *leases.Lease, overdue context.Context) scope {
-	return scope{leases: append(append([]*leases.Lease(nil), sc.leases...), l), overdue: overdue}
+// within is sc with l as the innermost lease, term as its term's context and
+// overdue as its watchdog's.
+func (sc scope) within(l *leases.Lease, term, overdue context.Context) scope {
+	return scope{
+		leases:  append(append([]*leases.Lease(nil), sc.leases...), l),
+		terms:   append(append([]context.Context(nil), sc.terms...), term),
+		overdue: overdue,
+	}
 }

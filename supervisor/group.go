@@ -214,13 +214,19 @@ func (r *Runtime) overrun(o Overrun, logWait time.Duration) {
 	r.opts.Overrun(o)
 }
 
-// mayStart reports whether a child may start a run now: the group is live
-// and every enclosing lease is held and short of its FenceAt. It returns the
-// instant it checked, which the start is recorded at.
+// mayStart reports whether a child may start a run now: the group is live,
+// every enclosing term goes on (an election's leadership may end while its
+// lease lives), and every enclosing lease is held and short of its FenceAt.
+// It returns the instant it checked, which the start is recorded at.
 func (g *Group) mayStart() (clock.Time, bool) {
 	now := g.n.rt.opts.Clock.Now()
 	if g.live.Err() != nil {
 		return now, false
+	}
+	for _, term := range g.scope.terms {
+		if term.Err() != nil {
+			return now, false
+		}
 	}
 	for _, l := range g.scope.leases {
 		if l.Err() != nil || !now.Before(l.FenceAt()) {

@@ -125,7 +125,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	sc := scopeOf(ctx)
 	overdue, stopWatch := n.watch(lease, sc.overdue)
 	defer stopWatch()
-	_ = n.runChildren(withLease(termCtx, lease, t), sc.within(lease, overdue), func(cause error) {
+	_ = n.runChildren(withLease(termCtx, lease, t), sc.within(lease, termCtx, overdue), func(cause error) {
 		lost = ctx.Err() == nil
 		n.setState(StateStopping)
 		switch {
