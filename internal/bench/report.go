@@ -115,6 +115,10 @@ func (r *Report) Checks() []Check {
 		big := r.Teardown[len(r.Teardown)-1].Leasehold
 		add(big.SlowTook < 4*r.Config.SlowStop, "teardown of %s services that each take %s to stop takes %s ms: bounded by the slowest service, not their number",
 			thousands(big.Services), r.Config.SlowStop, ms(big.SlowTook))
+		floor := r.Teardown[len(r.Teardown)-1].Naive
+		add(float64(big.Took) <= 1.5*float64(floor.Took) && big.HeapBytes <= 2048,
+			"teardown of %s services takes %s ms, %.1f× plain suture's %s ms in the same run, at %.1f KiB per service (goals: within 1.5×, at most 2 KiB)",
+			thousands(big.Services), ms(big.Took), float64(big.Took)/float64(max(floor.Took, 1)), ms(floor.Took), big.HeapBytes/1024)
 	}
 	if len(r.Change) > 1 {
 		first, last := r.Change[0].Leasehold.Median(), r.Change[len(r.Change)-1].Leasehold.Median()
