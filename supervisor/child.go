@@ -31,6 +31,11 @@ type child struct {
 	// decides the stop order.
 	ctx  context.Context
 	stop context.CancelCauseFunc
+	// base carries the values every run's context has (the child itself,
+	// and through the group the lease, term and scope). It cannot be
+	// cancelled: halt cancels the current run directly, so a run's context
+	// registers with no parent.
+	base context.Context
 
 	// failures counts consecutive failures for the restart backoff; only
 	// the Serve loop touches it.
@@ -40,7 +45,7 @@ type child struct {
 	mu struct {
 		sync.Mutex
 		running   bool
-		idle      chan struct{}           // closed when the current run returns
+		idle      chan struct{}           // made by idleAfter, closed when the current run returns
 		runCancel context.CancelCauseFunc // stops the current run only
 		ready     bool                    // running and, if AwaitReady, has called Ready
 		done      bool                    // ended for good (temporary, transient success, ErrDoNotRestart)
@@ -49,7 +54,9 @@ type child struct {
 
 func newChild(n *node, g *Group) *child {
 	c := &child{n: n, g: g}
-	c.ctx, c.stop = context.WithCancelCause(context.WithoutCancel(g.ctx))
+	detached := context.WithoutCancel(g.ctx)
+	c.ctx, c.stop = context.WithCancelCause(detached)
+	c.base = context.WithValue(detached, childKey{}, c)
 	return c
 }
 
@@ -71,9 +78,10 @@ func Ready(ctx context.Context) {
 
 // Serve implements suture.Service: it runs the node until the group stops
 // it, restarting it as the group's rules say.
-func (c *child) Serve(supCtx context.Context) error {
-	// suture cancels supCtx only after the group's teardown has stopped the
-	// child, or after Remove has: the group alone decides when it stops.
+func (c *child) Serve(context.Context) error {
+	// suture's context is not used: suture cancels it only after the
+	// group's teardown or Remove has stopped the child; the group alone
+	// decides when a child stops.
 	for {
 		if c.failures > 0 {
 			c.n.setState(StateBackoff)
@@ -87,13 +95,13 @@ func (c *child) Serve(supCtx context.Context) error {
 		if !c.g.awaitTurn(c) {
 			break
 		}
-		runCtx, idle, ok := c.begin()
+		runCtx, ok := c.begin()
 		if !ok {
 			break
 		}
 		started := c.n.rt.opts.Clock.Now()
 		err := c.invoke(runCtx)
-		regroup := c.end(idle, runCtx, err)
+		regroup := c.end(runCtx, err)
 		if c.ctx.Err() != nil {
 			break
 		}
@@ -102,9 +110,6 @@ func (c *child) Serve(supCtx context.Context) error {
 		}
 		if !c.restarts(err) {
 			c.finish(err)
-			if c.g.dynamic(c) {
-				return suture.ErrDoNotRestart // suture forgets it; Remove still works
-			}
 			break
 		}
 		if c.n.rt.opts.Clock.Now().Sub(started) > c.n.spec.Backoff.withDefaults().Max {
@@ -118,8 +123,9 @@ func (c *child) Serve(supCtx context.Context) error {
 			break // the group escalated and is stopping
 		}
 	}
-	<-supCtx.Done()
-	return nil
+	// Done for this term, whatever ended it: suture forgets the child at
+	// once, instead of holding its goroutine until the whole group stops.
+	return suture.ErrDoNotRestart
 }
 
 // restarts applies the restart type to a run that ended on its own.
@@ -159,28 +165,27 @@ func (c *child) finish(err error) {
 // an enclosing lease is lost or past its FenceAt. Checking under the lock
 // means that once stop is called and the child is idle, no new run can
 // start.
-func (c *child) begin() (context.Context, chan struct{}, bool) {
-	runCtx, idle, ready, ok := c.beginLocked()
+func (c *child) begin() (context.Context, bool) {
+	runCtx, ready, ok := c.beginLocked()
 	if ready {
 		c.g.notify()
 	}
-	return runCtx, idle, ok
+	return runCtx, ok
 }
 
-func (c *child) beginLocked() (context.Context, chan struct{}, bool, bool) {
+func (c *child) beginLocked() (context.Context, bool, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx.Err() != nil {
-		return nil, nil, false, false
+		return nil, false, false
 	}
 	at, ok := c.g.mayStart()
 	if !ok {
-		return nil, nil, false, false
+		return nil, false, false
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithValue(c.ctx, childKey{}, c))
+	runCtx, cancel := context.WithCancelCause(c.base)
 	c.mu.running, c.mu.runCancel = true, cancel
 	c.mu.ready = !c.n.spec.AwaitReady
-	c.mu.idle = make(chan struct{})
 	c.n.rt.inflight.Add(1)
 	c.n.mu.Lock()
 	c.n.mu.running++
@@ -189,12 +194,12 @@ func (c *child) beginLocked() (context.Context, chan struct{}, bool, bool) {
 		c.n.setState(StateRunning)
 		c.n.rt.emit(Event{At: at, Kind: EventServiceStarted, Path: c.n.path, Node: KindService})
 	}
-	return runCtx, c.mu.idle, c.mu.ready, true
+	return runCtx, c.mu.ready, true
 }
 
 // end records the end of a run and reports whether it was stopped for a
 // group restart.
-func (c *child) end(idle chan struct{}, runCtx context.Context, err error) bool {
+func (c *child) end(runCtx context.Context, err error) bool {
 	// The child's lock orders this against halt, so the node's state ends at
 	// stopped, never at a late "stopping".
 	defer c.g.notify() // after the unlock: child.mu and Group.mu are never held together
@@ -230,7 +235,10 @@ func (c *child) end(idle chan struct{}, runCtx context.Context, err error) bool 
 		}
 	}
 	c.mu.running, c.mu.ready = false, false
-	close(idle)
+	if c.mu.idle != nil {
+		close(c.mu.idle)
+		c.mu.idle = nil
+	}
 	c.n.rt.inflight.Done()
 	return regroup
 }
@@ -249,7 +257,12 @@ func (c *child) invoke(ctx context.Context) (err error) {
 // halt stops the child for good (teardown or removal) and returns a channel
 // closed once it is idle.
 func (c *child) halt(cause error) <-chan struct{} {
-	c.stop(cause)
+	c.stop(cause) // begin, under c.mu, starts no run after this
+	c.mu.Lock()
+	if c.mu.running {
+		c.mu.runCancel(cause)
+	}
+	c.mu.Unlock()
 	return c.idleAfter()
 }
 
@@ -268,15 +281,24 @@ func (c *child) idleAfter() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.mu.running {
-		done := make(chan struct{})
-		close(done)
-		return done
+		return closed
 	}
 	if c.n.spec.Kind == KindService {
 		c.n.setState(StateStopping)
 	}
+	if c.mu.idle == nil {
+		// Made only when someone waits: a running child costs no channel.
+		c.mu.idle = make(chan struct{})
+	}
 	return c.mu.idle
 }
+
+// closed is a closed channel: an idle child's.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // settled reports whether an Ordered group may start the children after
 // this one: it is ready, or it has ended for good.

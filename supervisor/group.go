@@ -387,10 +387,3 @@ func (g *Group) intensityUsed() int {
 	}
 	return n
 }
-
-func (g *Group) dynamic(c *child) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.mu.dynamic[c.n.spec.Name]
-	return ok && g.mu.dynamic[c.n.spec.Name].c == c
-}

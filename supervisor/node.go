@@ -26,19 +26,20 @@ const (
 type node struct {
 	rt       *Runtime
 	spec     *Spec
-	lease    leases.Config // lease and election nodes: the resolved config
+	lease    *leases.Config // lease and election nodes: the resolved config
 	path     string
 	parent   *node
 	children []*node
-	// stepDown is an election's step-down state (see StepDown).
-	stepDown stepDown
+	// stepDown is an election's step-down state (see StepDown); nil for
+	// other kinds, so that a service's node stays small.
+	stepDown *stepDown
 
 	// mu is taken after Group.mu or child.mu, and a parent's before a
 	// child's is never needed: snapshots lock one node at a time.
 	mu struct {
 		sync.Mutex
 		state    string
-		since    time.Time
+		since    int64 // Unix nanoseconds: a node per service, kept small
 		restarts int
 		lastErr  string
 		running  int // Serve calls in flight; at most one for a service
@@ -68,12 +69,16 @@ func (r *Runtime) build(s *Spec, parent *node) *node {
 	}
 	if s.Kind == KindLease || s.Kind == KindElection {
 		// Resolved once, here; every term uses these values.
-		n.lease = s.Lease
-		n.lease.Clock = r.opts.Clock
-		n.lease = n.lease.WithDefaults()
+		cfg := s.Lease
+		cfg.Clock = r.opts.Clock
+		cfg = cfg.WithDefaults()
+		n.lease = &cfg
 	}
 	n.mu.state = StateStopped
-	n.mu.since = time.Now()
+	n.mu.since = time.Now().UnixNano()
+	if s.Kind == KindElection {
+		n.stepDown = new(stepDown)
+	}
 	for _, c := range s.Children {
 		n.children = append(n.children, r.build(c, n))
 	}
@@ -84,7 +89,7 @@ func (n *node) setState(state string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mu.state != state {
-		n.mu.state, n.mu.since = state, time.Now()
+		n.mu.state, n.mu.since = state, time.Now().UnixNano()
 	}
 }
 

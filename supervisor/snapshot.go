@@ -74,7 +74,7 @@ func (n *node) snapshot() NodeSnapshot {
 		Path:      n.path,
 		Kind:      n.spec.Kind,
 		State:     n.mu.state,
-		Since:     n.mu.since,
+		Since:     time.Unix(0, n.mu.since),
 		LastError: n.mu.lastErr,
 		Restarts:  n.mu.restarts,
 		Term:      n.mu.term,

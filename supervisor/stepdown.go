@@ -104,7 +104,7 @@ func (r *Runtime) StepDown(ctx context.Context, path string, opts StepDownOption
 	if opts.StayOut == 0 {
 		opts.StayOut = DefaultStayOut
 	}
-	sd := &n.stepDown
+	sd := n.stepDown
 	sd.mu.Lock()
 	t, cancel, ended, asked := sd.term, sd.cancel, sd.ended, sd.asked != nil
 	sd.mu.Unlock()
@@ -171,7 +171,10 @@ func (r *Runtime) clearWay(ctx context.Context, n *node, t *leases.Term, opts St
 // stepped down, it keeps the node out of the race for the requested time,
 // or until another node leads, and reports true.
 func (n *node) afterStepDown(ctx context.Context) bool {
-	sd := &n.stepDown
+	sd := n.stepDown
+	if sd == nil {
+		return false // not an election
+	}
 	sd.mu.Lock()
 	opts := sd.stayOut
 	sd.stayOut = nil
