@@ -39,40 +39,11 @@ func (s *Server) clusterJSON(w http.ResponseWriter, r *http.Request) {
 // Interval, under the same limits as the tree's stream. The view itself is
 // shared by all viewers (see cluster.Options.Interval).
 func (s *Server) clusterEvents(w http.ResponseWriter, r *http.Request) {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "503 too many live streams: poll /debug/cluster.json instead", http.StatusServiceUnavailable)
+	send, end, ok := s.openStream(w, r, "/debug/cluster.json")
+	if !ok {
 		return
 	}
-	s.streamsOpen.Add(1)
-	defer s.streamsOpen.Add(-1)
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	send := func(b []byte) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
-			return false
-		}
-		if _, err := w.Write(b); err != nil {
-			s.dropped(r, err)
-			return false
-		}
-		if err := rc.Flush(); err != nil {
-			s.dropped(r, err)
-			return false
-		}
-		return true
-	}
-	if !send([]byte("retry: 2000\n\n")) {
-		return
-	}
+	defer end()
 	ticker := time.NewTicker(s.opts.Interval)
 	defer ticker.Stop()
 	var buf bytes.Buffer

@@ -299,42 +299,11 @@ func (s *Server) page(name, contentType string) http.HandlerFunc {
 // one is disconnected after WriteTimeout. The tree is never touched
 // beyond Snapshot.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "503 too many live streams: poll /debug/tree.json instead", http.StatusServiceUnavailable)
+	send, end, ok := s.openStream(w, r, "/debug/tree.json")
+	if !ok {
 		return
 	}
-	s.streamsOpen.Add(1)
-	defer s.streamsOpen.Add(-1)
-
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	send := func(b []byte) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
-			return false
-		}
-		if _, err := w.Write(b); err != nil {
-			s.dropped(r, err)
-			return false
-		}
-		if err := rc.Flush(); err != nil {
-			s.dropped(r, err)
-			return false
-		}
-		return true
-	}
-	if !send([]byte("retry: 2000\n\n")) {
-		return
-	}
+	defer end()
 	// Events come in bursts (a lost lease stops a whole subtree): after
 	// sending, wait a little before the next event-driven snapshot.
 	const coalesce = 50 * time.Millisecond
@@ -459,4 +428,54 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request, what string, che
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// openStream takes one of the live-stream slots and starts a server-sent
+// event stream on w, telling the client to reconnect after 2 s. It returns
+// send, which writes and flushes one chunk under the write deadline
+// (reporting false once the client is gone), and end, to call when the
+// stream is over. ok is false when the request got its whole answer already
+// (503 with every slot taken, or a HEAD request). poll names the JSON a
+// client turned away should poll instead.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request, poll string) (send func([]byte) bool, end func(), ok bool) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "503 too many live streams: poll "+poll+" instead", http.StatusServiceUnavailable)
+		return nil, nil, false
+	}
+	s.streamsOpen.Add(1)
+	end = func() {
+		s.streamsOpen.Add(-1)
+		<-s.slots
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		end()
+		return nil, nil, false
+	}
+	send = func(b []byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
+			return false
+		}
+		if _, err := w.Write(b); err != nil {
+			s.dropped(r, err)
+			return false
+		}
+		if err := rc.Flush(); err != nil {
+			s.dropped(r, err)
+			return false
+		}
+		return true
+	}
+	if !send([]byte("retry: 2000\n\n")) {
+		end()
+		return nil, nil, false
+	}
+	return send, end, true
 }
