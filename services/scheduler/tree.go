@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"io"
 	"log/slog"
 	"time"
 
@@ -23,10 +22,23 @@ type Config struct {
 	Log   *slog.Logger
 	// Guard is the template of the units' guard processes.
 	Guard guard.Spec
-	// Output, if set, returns where a task's command output goes.
-	Output func(task string) io.Writer
+	// Output, if set, returns where a unit's command output goes.
+	Output Output
+	// Metrics, if set, receives the per-task metrics.
+	Metrics *Metrics
 	// Tick and Grace tune the leader's rounds (see Scheduler).
 	Tick, Grace time.Duration
+	// Retention is how long finished run records are kept.
+	Retention Retention
+}
+
+// NewAdvert returns what a runner with these tasks advertises.
+func NewAdvert(node string, ts []*tasks.Task) Advert {
+	ad := Advert{Node: node, Tasks: make(map[string]string, len(ts))}
+	for _, t := range ts {
+		ad.Tasks[t.Name] = t.Hash()
+	}
+	return ad
 }
 
 // Tree is the tree every scheduler node runs (see the package doc).
@@ -43,12 +55,14 @@ func Tree(cfg Config) *leasehold.Node {
 		leasehold.Election("election", cfg.Layout.Leader(), ttl,
 			leasehold.Service("scheduler", &Scheduler{
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
-				Tick: cfg.Tick, Grace: cfg.Grace,
+				Tick: cfg.Tick, Grace: cfg.Grace, Metrics: cfg.Metrics, Retention: cfg.Retention,
 			})),
+		// The runner key's value advertises the tasks this term can run.
 		leasehold.Lease("runner", ttl, leasehold.Key(cfg.Layout.Runner(cfg.NodeID)),
+			leasehold.Identity(encode(NewAdvert(cfg.NodeID, cfg.Tasks))),
 			leasehold.Service("assignments", &Runner{
 				Client: cfg.Client, Layout: cfg.Layout, Node: cfg.NodeID, Tasks: cfg.Tasks,
-				Log: log.With("service", "runner"), Guard: cfg.Guard, Output: cfg.Output,
+				Log: log.With("service", "runner"), Guard: cfg.Guard, Output: cfg.Output, Metrics: cfg.Metrics,
 			})),
 	)
 }
