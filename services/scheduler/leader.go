@@ -191,11 +191,17 @@ func (s *Scheduler) round(ctx context.Context, term *leases.Term, st *termState)
 	// Due slots.
 	grace := cmp.Or(s.Grace, 2*time.Second)
 	for _, task := range s.Tasks {
-		last := v.last[task.Name]
-		if last.IsZero() {
-			// A task never scheduled starts now: the slots of its past are
-			// not missed, they were never due.
-			last = now.Add(-2 * cmp.Or(s.Tick, 250*time.Millisecond))
+		last, err := s.lastSlot(ctx, term, v, task, now)
+		if err != nil {
+			return err
+		}
+		if why := st.unrunnable[task.Name]; why != "" {
+			// Slots past their grace that no runner could take are
+			// recorded, whatever the task's missed: policy, so that none
+			// is lost unseen.
+			if last, err = s.missUntil(ctx, term, v, task, last, now.Add(-grace), why); err != nil {
+				return err
+			}
 		}
 		for _, slot := range task.Due(last, now, grace) {
 			key := s.Layout.Run(task.Name, slot)
@@ -207,14 +213,7 @@ func (s *Scheduler) round(ctx context.Context, term *leases.Term, st *termState)
 			}
 			runner, ok := pick(v, task, slot, "")
 			if !ok {
-				if now.Sub(slot) <= grace {
-					break // no runner yet: the slot stays due for its grace
-				}
-				// Said once, not per slot: the report of the task.
-				if err := s.miss(ctx, term, task, slot, cmp.Or(st.unrunnable[task.Name], "no live runner")); err != nil {
-					return err
-				}
-				continue
+				break // no runner yet: the slot stays due for its grace
 			}
 			if err := s.assign(ctx, term, v, task, slot, runner); err != nil {
 				return err
@@ -313,6 +312,50 @@ func (s *Scheduler) orphan(ctx context.Context, term *leases.Term, v *view, key 
 	}
 	return nil
 }
+
+// lastSlot returns the last slot scheduled for task. A task never
+// scheduled starts now: the slots of its past are not missed, they were
+// never due. Its start is recorded, so that a slot no runner takes is
+// later seen to pass its grace.
+func (s *Scheduler) lastSlot(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, now time.Time) (time.Time, error) {
+	if last, ok := v.last[task.Name]; ok {
+		return last, nil
+	}
+	start := now.Add(-2 * cmp.Or(s.Tick, 250*time.Millisecond)).Truncate(time.Second)
+	key := s.Layout.Schedule(task.Name)
+	_, err := term.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, tasks.SlotKey(start))).Commit()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("start schedule of %s: %w", task.Name, err)
+	}
+	v.last[task.Name] = start
+	return start, nil
+}
+
+// missUntil records as missed the slots of task after last and before
+// cutoff that have no run, at most MaxMissedPerRound of them, and returns
+// the new last slot.
+func (s *Scheduler) missUntil(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, last, cutoff time.Time, why string) (time.Time, error) {
+	for n := 0; n < maxMissedPerRound; n++ {
+		slot := task.Next(last)
+		if slot.IsZero() || !slot.Before(cutoff) {
+			break
+		}
+		if _, exists := v.runs[s.Layout.Run(task.Name, slot)]; exists {
+			if err := s.advance(ctx, term, task.Name, slot); err != nil {
+				return last, err
+			}
+		} else if err := s.miss(ctx, term, task, slot, why); err != nil {
+			return last, err
+		}
+		last = slot
+	}
+	return last, nil
+}
+
+// maxMissedPerRound bounds the work of one round after a long time without
+// a runner; the next rounds record the rest.
+const maxMissedPerRound = 100
 
 // miss records slot as missed, for good, and moves the schedule past it.
 func (s *Scheduler) miss(ctx context.Context, term *leases.Term, task *tasks.Task, slot time.Time, why string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +15,25 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
+	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/tasks"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// guardEnv makes the test binary act as the units' guard process.
+const guardEnv = "SCHEDULER_TEST_GUARD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(guardEnv) == "1" {
+		os.Exit(guard.Main(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// testGuard re-executes the test binary as the guard.
+func testGuard() guard.Spec {
+	return guard.Spec{Self: os.Args[0], Args: []string{"-test.run=^$"}, KillGrace: 200 * time.Millisecond,
+		GuardEnv: []string{guardEnv + "=1", "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}}
+}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
