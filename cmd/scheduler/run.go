@@ -50,7 +50,8 @@ type options struct {
 	endpoints, dataDir, nodeID, prefix, tasksFile, debugAddr, debugToken string
 	logFormat, logLevel                                                  string
 	cacert, cert, key, user, password                                    string
-	ttl, grace                                                           time.Duration
+	ttl, grace, keepFor                                                  time.Duration
+	keep                                                                 int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -66,6 +67,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.prefix, "prefix", "/leasehold", "etcd key prefix of the scheduler's keys")
 	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "TTL of the node's leases (whole seconds, at least 2s)")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "how late a slot may start before it counts as missed (see a task's missed:)")
+	fs.IntVar(&o.keep, "keep", scheduler.DefaultKeep, "finished run records kept per task; older ones are deleted by the leader")
+	fs.DurationVar(&o.keepFor, "keep-for", scheduler.DefaultKeepFor, "how long finished run records are kept, counted from their slot")
 	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
 	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (tree, metrics, health, pprof); empty disables it; a non-loopback address needs --debug-token")
 	fs.StringVar(&o.debugToken, "debug-token", os.Getenv(debugTokenEnv), "bearer token the debug endpoint requires on every path (default $"+debugTokenEnv+"); required off loopback")
@@ -83,10 +86,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			fs.PrintDefaults()
 			return nil, err
 		}
-		return nil, fmt.Errorf("%v (see -h)", err)
+		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
+	}
+	if o.endpoints != "" {
+		if err := checkEndpoints(o.endpoints); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case o.logFormat != "" && o.logFormat != "text" && o.logFormat != "json":
@@ -95,6 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
 	case (o.cert == "") != (o.key == ""):
 		return nil, errors.New("--cert and --key go together: give both or neither")
+	case o.keep < 1:
+		return nil, fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
+	case o.keepFor <= 0:
+		return nil, fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
 	case o.grace <= 0:
 		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
@@ -136,9 +148,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 		}
 	}
 	if format == "text" {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: textTime, ReplaceAttr: replaceAttr})), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: replaceAttr})), nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -211,12 +223,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 
+	// The binary's own registry: the tree's and the scheduler's metrics,
+	// Go's and the process's.
+	var (
+		reg          *prometheus.Registry
+		schedMetrics *scheduler.Metrics
+	)
+	if o.debugAddr != "" {
+		reg = prometheus.NewRegistry()
+		schedMetrics = scheduler.NewMetrics(reg)
+	}
 	layout := scheduler.NewLayout(o.prefix)
 	tree := scheduler.Tree(scheduler.Config{
 		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
 		// The guard is this very binary (/proc/self/exe), run as "guard".
-		Guard:  guard.Spec{Args: []string{"guard"}},
-		Output: func(task string) io.Writer { return scheduler.LogWriter(log, task) },
+		Guard:     guard.Spec{Args: []string{"guard"}},
+		Output:    scheduler.LogLines(0),
+		Metrics:   schedMetrics,
+		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
 	})
 	// The debug endpoint's metrics and live stream see every event. The
 	// runtime takes its event handler before they can be built on it, so
@@ -225,7 +249,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		metrics *debug.Metrics
 		dbg     *debug.Server
 	)
-	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: log}
+	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: runtimeLog(log, o.nodeID)}
 	if o.debugAddr != "" {
 		rtOpts.OnEvent = func(e leasehold.Event) {
 			metrics.Observe(e)
@@ -238,9 +262,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if o.debugAddr != "" {
-		// The binary's own registry: the tree's metrics, Go's and the
-		// process's.
-		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
 		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg})

@@ -5,6 +5,7 @@
 //	registry            lease    the node's membership key
 //	├── election        election leadership for the scheduler
 //	│   └── scheduler   service  assigns due task runs to live runners (leader only)
+//	├── leader-log      service  logs who leads, on every node
 //	└── runner          lease    the node's runner key; owns its assignments
 //	    ├── assignments service  watches this runner's assignments
 //	    └── unit:<task>:<slot>   one service per assigned run, added and removed dynamically
@@ -22,5 +23,12 @@
 //
 // Key layout under the prefix P (see Layout): P/nodes/<node>,
 // P/leader/<lease id>, P/runners/<node>, P/assign/<node>/<task>/<slot>,
-// P/runs/<task>/<slot>, P/schedule/<task>.
+// P/runs/<task>/<slot>, P/schedule/<task>, P/tasks/<task>.
+//
+// A runner key's value is an Advert: the names and definition hashes of the
+// tasks its term can run. The leader gives a run only to a runner term
+// with the definition it schedules, publishes its definitions under
+// P/tasks/ (with why one is unrunnable), records as missed the slots that
+// no runner could take within their grace, and deletes finished run
+// records beyond the Retention policy.
 package scheduler

@@ -117,7 +117,7 @@ func (r *Runner) start(ctx context.Context, term *leases.Term, group *leasehold.
 	}
 	u := &Unit{Client: r.Client, Layout: r.Layout, Node: r.Node, Task: task, Assignment: a, Key: key, Rev: rev,
 		Guard: r.Guard, Output: r.Output, Metrics: r.Metrics,
-		Log: r.Log.With("task", a.Task, "slot", a.Slot.UTC().Format(time.RFC3339), "attempt", a.Attempt, "node", r.Node)}
+		Log: r.Log.With("task", a.Task, "slot", a.Slot.UTC().Format(time.RFC3339), "attempt", a.Attempt)}
 	if err := group.Add(leasehold.Service(name, u)); err != nil && !errors.Is(err, supervisor.ErrGroupStopped) {
 		r.Log.Warn("cannot start unit", "unit", name, "err", err)
 	}

@@ -51,12 +51,15 @@ func Tree(cfg Config) *leasehold.Node {
 	if log == nil {
 		log = slog.Default()
 	}
+	// node is the node id in every record of this tree's services.
+	log = log.With("node", cfg.NodeID)
 	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)),
 		leasehold.Election("election", cfg.Layout.Leader(), ttl,
 			leasehold.Service("scheduler", &Scheduler{
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
 				Tick: cfg.Tick, Grace: cfg.Grace, Metrics: cfg.Metrics, Retention: cfg.Retention,
 			})),
+		leasehold.Service("leader-log", &LeaderLog{Client: cfg.Client, Layout: cfg.Layout, Log: log}),
 		// The runner key's value advertises the tasks this term can run.
 		leasehold.Lease("runner", ttl, leasehold.Key(cfg.Layout.Runner(cfg.NodeID)),
 			leasehold.Identity(encode(NewAdvert(cfg.NodeID, cfg.Tasks))),
