@@ -40,6 +40,7 @@ func Start(dir, clientURL, peerURL string) (*Server, error) {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	Bound(cfg)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd (data in %s, clients on %s): %w", dir, clientURL, err)
@@ -54,6 +55,26 @@ func Start(dir, clientURL, peerURL string) (*Server, error) {
 		return nil, errors.New("start embedded etcd: not ready after 60s")
 	}
 	return &Server{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// Storage bounds of the embedded etcd (see Bound).
+const (
+	// CompactionRetention: etcd keeps every revision of every key until it
+	// is compacted; the scheduler needs only recent ones (a watch resumes
+	// from a few seconds back).
+	CompactionRetention = "10m"
+	// QuotaBytes is the backend size at which etcd refuses writes (NOSPACE)
+	// instead of filling the disk. Retained run records use a few MiB.
+	QuotaBytes = 1 << 30
+)
+
+// Bound sets the storage bounds the scheduler's etcd runs with: periodic
+// auto-compaction (CompactionRetention) and a backend quota (QuotaBytes).
+// Freed pages are reused, so with bounded keys the database stops growing.
+func Bound(cfg *embed.Config) {
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = CompactionRetention
+	cfg.QuotaBackendBytes = QuotaBytes
 }
 
 // Close stops the server; close its clients first, or it waits for their
