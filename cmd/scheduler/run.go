@@ -81,7 +81,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)")
+			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
+				"       scheduler status [-o json]                       nodes, leader and tasks, read from etcd\n"+
+				"       scheduler runs [--task T] [--failed] [-n N]      run records, newest first, read from etcd")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			return nil, err
@@ -159,6 +161,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "tree" {
 		return runTree(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "runs" {
+		return runRuns(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
