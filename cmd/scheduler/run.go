@@ -242,7 +242,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		schedMetrics = scheduler.NewMetrics(reg)
 	}
 	layout := scheduler.NewLayout(o.prefix)
+	info := scheduler.NewNodeInfo(o.nodeID)
+	idWatch := &scheduler.IDWatch{Client: client, Layout: layout, Info: info, TTL: o.ttl, Log: log}
 	tree := scheduler.Tree(scheduler.Config{
+		Info:   info,
 		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
 		// The guard is this very binary (/proc/self/exe), run as "guard".
 		Guard:     guard.Spec{Args: []string{"guard"}},
@@ -272,7 +275,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if o.debugAddr != "" {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg})
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, Logger: log, Gatherer: reg, Ready: idWatch.Err})
 		closeDebug, err := serveDebug(o.debugAddr, o.debugToken != "", dbg, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
@@ -285,7 +288,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names[i] = t.Name + " (" + t.Schedule + ")"
 	}
 	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
+	// Says at once when another process holds this node's id.
+	idCtx, stopID := context.WithCancel(ctx)
+	idDone := make(chan struct{})
+	go func() { defer close(idDone); idWatch.Run(idCtx) }()
 	err = rt.Run(ctx)
+	stopID()
+	<-idDone
 	close(sigs.stopped)
 	if err != nil {
 		log.Error("stopped", "err", err)

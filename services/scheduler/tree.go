@@ -30,6 +30,9 @@ type Config struct {
 	Tick, Grace time.Duration
 	// Retention is how long finished run records are kept.
 	Retention Retention
+	// Info is the node key's value; zero means NewNodeInfo(NodeID). Give
+	// the same Info to an IDWatch.
+	Info NodeInfo
 }
 
 // NewAdvert returns what a runner with these tasks advertises.
@@ -53,7 +56,11 @@ func Tree(cfg Config) *leasehold.Node {
 	}
 	// node is the node id in every record of this tree's services.
 	log = log.With("node", cfg.NodeID)
-	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)),
+	info := cfg.Info
+	if info.Instance == "" {
+		info = NewNodeInfo(cfg.NodeID)
+	}
+	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)), leasehold.Identity(encode(info)),
 		leasehold.Election("election", cfg.Layout.Leader(), ttl,
 			leasehold.Service("scheduler", &Scheduler{
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
