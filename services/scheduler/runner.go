@@ -53,7 +53,20 @@ func (r *Runner) Serve(ctx context.Context) error {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for wr := range r.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+	w := r.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	for {
+		// The watch channel may close only long after ctx ends while etcd
+		// is unreachable: ctx is what bounds the stop.
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok = <-w:
+		}
+		if !ok {
+			break
+		}
 		if err := wr.Err(); err != nil {
 			return fmt.Errorf("watch assignments: %w", err)
 		}
