@@ -80,6 +80,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	}
 	ev(EventLeaseGranted, 0, nil)
 	n.rt.log.Debug("lease granted", "node", n.path, "lease_id", int64(lease.ID()), "term", term)
+	n.revokeUnrevoked(ctx)
 
 	// The term's context ends when the parent stops this node or the lease
 	// is lost; an election's also when its key goes.
@@ -177,6 +178,29 @@ func (n *node) revoke(lease *leases.Lease, ev func(EventKind, int64, error)) {
 	err := lease.Revoke(ctx)
 	if err != nil {
 		n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", int64(lease.ID()), "err", err)
+		n.mu.Lock()
+		n.mu.unrevoked = lease
+		n.mu.Unlock()
 	}
 	ev(EventLeaseRevoked, 0, err)
+}
+
+// revokeUnrevoked revokes the lease of an earlier term that could not be
+// revoked when it ended, now that a grant shows etcd answers. An etcd that
+// restarted pushes its leases' expiry a TTL later, so otherwise the old
+// term's keys would block this term's claim until then. Its subtree
+// stopped long ago (revoke runs only after that).
+func (n *node) revokeUnrevoked(ctx context.Context) {
+	n.mu.Lock()
+	old := n.mu.unrevoked
+	n.mu.unrevoked = nil
+	n.mu.Unlock()
+	if old == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, old.TTL())
+	defer cancel()
+	if err := old.Revoke(rctx); err != nil {
+		n.rt.log.Debug("cannot revoke an earlier lease; etcd will expire it", "node", n.path, "lease_id", int64(old.ID()), "err", err)
+	}
 }

@@ -46,6 +46,9 @@ type node struct {
 		dynamic []*node
 		// group is the node's group of children in the current term.
 		group *Group
+		// unrevoked is an earlier term's lease whose revoke failed
+		// (etcd unreachable); it is revoked once a grant succeeds.
+		unrevoked *leases.Lease
 	}
 }
 

@@ -368,7 +368,7 @@ func watchSignals(log *slog.Logger) *signals {
 // clientConfig builds the etcd client's configuration from etcdctl's TLS
 // and auth flags.
 func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
-	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), DialOptions: reconnectFast()}
 	if o.user != "" {
 		name, password, found := strings.Cut(o.user, ":")
 		if !found {

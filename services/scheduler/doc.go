@@ -5,9 +5,9 @@
 //	registry            lease    the node's membership key
 //	├── election        election leadership for the scheduler
 //	│   └── scheduler   service  assigns due task runs to live runners (leader only)
-//	├── leader-log      service  logs who leads, on every node
 //	└── runner          lease    the node's runner key; owns its assignments
 //	    ├── assignments service  watches this runner's assignments
+//	    ├── leader-log  service  logs who leads, on every node
 //	    └── unit:<task>:<slot>   one service per assigned run, added and removed dynamically
 //
 // The leader computes due slots, picks a live runner (least loaded first),

@@ -66,13 +66,16 @@ func Tree(cfg Config) *leasehold.Node {
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
 				Tick: cfg.Tick, Grace: cfg.Grace, Metrics: cfg.Metrics, Retention: cfg.Retention,
 			})),
-		leasehold.Service("leader-log", &LeaderLog{Client: cfg.Client, Layout: cfg.Layout, Log: log}),
 		// The runner key's value advertises the tasks this term can run.
 		leasehold.Lease("runner", ttl, leasehold.Key(cfg.Layout.Runner(cfg.NodeID)),
 			leasehold.Identity(encode(NewAdvert(cfg.NodeID, cfg.Tasks))),
 			leasehold.Service("assignments", &Runner{
 				Client: cfg.Client, Layout: cfg.Layout, Node: cfg.NodeID, Tasks: cfg.Tasks,
 				Log: log.With("service", "runner"), Guard: cfg.Guard, Output: cfg.Output, Metrics: cfg.Metrics,
-			})),
+			}),
+			// Under the runner lease, beside services only: a registry
+			// teardown stops its lease children (and waits for their
+			// revoke) before its services.
+			leasehold.Service("leader-log", &LeaderLog{Client: cfg.Client, Layout: cfg.Layout, Log: log})),
 	)
 }
