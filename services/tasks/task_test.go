@@ -310,7 +310,7 @@ func TestHashNamesTheDefinition(t *testing.T) {
 	base := func() *Task {
 		return &Task{Name: "a", Schedule: "@every 5s", Command: "true", Retries: 1}
 	}
-	if base().Hash() != base().Hash() {
+	if a, b := base(), base(); a.Hash() != b.Hash() {
 		t.Fatal("the same definition hashes differently")
 	}
 	for name, change := range map[string]func(*Task){
