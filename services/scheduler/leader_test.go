@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leasehold/leasehold"
@@ -105,7 +107,9 @@ func TestUnrunnableTaskSlotsAreMissed(t *testing.T) {
 	runnerTasks := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"echo old\"\n")
 	runnerKey(t, c, layout, "r1", runnerTasks)
 	logs := newCapture()
-	s := &Scheduler{Client: c, Layout: layout, Log: slog.New(logs), Tick: 50 * time.Millisecond, Grace: 300 * time.Millisecond, Tasks: leaderTasks}
+	reg := prometheus.NewRegistry()
+	s := &Scheduler{Client: c, Layout: layout, Log: slog.New(logs), Tick: 50 * time.Millisecond, Grace: 300 * time.Millisecond, Tasks: leaderTasks,
+		Metrics: NewMetrics(reg)}
 	runLeader(t, c, s)
 
 	var missed []Run
@@ -122,6 +126,12 @@ func TestUnrunnableTaskSlotsAreMissed(t *testing.T) {
 		if !strings.Contains(r.Reason, "r1 has "+runnerTasks[0].Hash()) {
 			t.Errorf("missed run's reason = %q; want it to name r1's other definition", r.Reason)
 		}
+	}
+	if got := metricValue(t, s.Metrics.missed.WithLabelValues("t", "no_runner")); got < 2 {
+		t.Errorf("missed_total{task=t,reason=no_runner} = %v; want at least 2", got)
+	}
+	if got := metricValue(t, s.Metrics.unrunnable.WithLabelValues("t")); got != 1 {
+		t.Errorf("task_unrunnable{task=t} = %v; want 1", got)
 	}
 	const warn = "no live runner can run this task: its slots will be recorded as missed; give the nodes the same tasks file"
 	if n := logs.count(slog.LevelWarn, warn); n != 1 {
@@ -199,7 +209,8 @@ func TestRetryBackoffAndExhaustion(t *testing.T) {
 	layout := NewLayout("/retry")
 	logs := newCapture()
 	ts := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1h\"\n    command: \"exit 3\"\n    retries: 2\n    retry_backoff: 400ms\n")
-	n := startTestNode(t, c, Config{Layout: layout, NodeID: "n1", Tasks: ts, Log: slog.New(logs), Grace: time.Second})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	n := startTestNode(t, c, Config{Layout: layout, NodeID: "n1", Tasks: ts, Log: slog.New(logs), Grace: time.Second, Metrics: metrics})
 	// The task is new: nothing is due until the next hour. Put a due slot
 	// in the past as its schedule, so one slot is due now (missed: latest).
 	_ = n
@@ -210,6 +221,12 @@ func TestRetryBackoffAndExhaustion(t *testing.T) {
 	fails := logs.lines("run failed; it will be retried")
 	if len(fails) != 2 {
 		t.Fatalf("%d retried failures logged; want 2", len(fails))
+	}
+	if got := metricValue(t, metrics.exhausted.WithLabelValues("t")); got != 1 {
+		t.Errorf("retries_exhausted_total{task=t} = %v; want 1", got)
+	}
+	if got := metricValue(t, metrics.runs.WithLabelValues("t", "failed")); got != 3 {
+		t.Errorf("runs_total{task=t,state=failed} = %v; want 3", got)
 	}
 	final := logs.lines("run failed; no retries left")[0]
 	if final["exit_code"] != "3" || final["attempts"] != "3" {
@@ -233,4 +250,17 @@ func TestRetryBackoffAndExhaustion(t *testing.T) {
 	if d := at(2).Sub(at(1)); d < 800*time.Millisecond {
 		t.Errorf("attempt 3 started %v after attempt 2; want at least the doubled 800ms backoff", d)
 	}
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
 }

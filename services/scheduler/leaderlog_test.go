@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/leasehold/leasehold/internal/etcdtest"
 )
 
@@ -34,4 +36,27 @@ func TestLeaderLogStopsWhileEtcdUnreachable(t *testing.T) {
 			t.Fatalf("Serve still running 2s after its context ended (partition after %v)", partitionAfter)
 		}
 	}
+}
+
+// Every node, a follower too, logs who leads.
+func TestFollowerLogsTheLeader(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	layout := NewLayout("/follower")
+	ts := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1h\"\n    command: \"true\"\n")
+	startTestNode(t, c, Config{Layout: layout, NodeID: "n1", Tasks: ts})
+	await(t, "n1 leads", func() bool {
+		resp, err := c.Get(context.Background(), layout.Leader()+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && resp.Count == 1
+	})
+	logs := newCapture()
+	startTestNode(t, c, Config{Layout: layout, NodeID: "n2", Tasks: ts, Log: slog.New(logs)})
+	await(t, "n2 to log the leader", func() bool {
+		for _, l := range logs.lines("scheduler leader") {
+			if l["leader"] == "n1" && l["node"] == "n2" {
+				return true
+			}
+		}
+		return false
+	})
 }
