@@ -484,7 +484,13 @@ func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task 
 	if resp.Succeeded {
 		if next.State == StateAssigned {
 			v.load[next.Runner]++
-			s.Log.Warn("reassigned", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "attempt", next.Attempt, "runner", next.Runner, "why", why)
+			// A retry after a failure is routine (the unit warned of the
+			// failure); a run taken from a runner that went away is not.
+			level := slog.LevelInfo
+			if final == StateLost {
+				level = slog.LevelWarn
+			}
+			s.Log.Log(ctx, level, "reassigned", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "attempt", next.Attempt, "runner", next.Runner, "why", why)
 		} else {
 			s.Metrics.ended(old.Task, next.State, next.FinishedAt)
 			s.Metrics.retriesExhausted(old.Task)

@@ -137,7 +137,11 @@ func (st *Status) WriteText(w io.Writer, now time.Time) error {
 	for _, t := range st.Tasks {
 		last, when, exit, runner := "-", "-", "-", "-"
 		if t.Last != nil {
-			last, when, exit, runner = string(t.Last.State), ago(now, t.Last.Slot), fmt.Sprint(t.Last.ExitCode), cmp.Or(t.Last.Runner, "-")
+			at := t.Last.FinishedAt
+			if at.IsZero() {
+				at = t.Last.Slot
+			}
+			last, when, exit, runner = string(t.Last.State), ago(now, at), fmt.Sprint(t.Last.ExitCode), cmp.Or(t.Last.Runner, "-")
 		}
 		if len(t.Running) > 0 {
 			runner = t.Running[len(t.Running)-1].Runner + " (running)"
