@@ -46,7 +46,6 @@ type Sample struct {
 	DBSize    int64         // backend file size, bytes
 	DBInUse   int64         // bytes in use in the backend
 	Revision  int64
-	Compacted bool // the first sample after a compaction (old revisions are gone)
 }
 
 // Result is a soak run.
@@ -110,20 +109,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	tick := time.NewTicker(cfg.Sample)
 	defer tick.Stop()
-	lastCompact := int64(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-tick.C:
 		}
-		s, compact, err := sample(ctx, c, srv.ClientURL, layout)
+		s, err := sample(ctx, c, srv.ClientURL, layout)
 		if err != nil {
 			return res, err
 		}
 		s.At = time.Since(start).Round(time.Second)
-		s.Compacted = compact != lastCompact && lastCompact != 0
-		lastCompact = compact
 		res.Samples = append(res.Samples, s)
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "soak %6s  keys %5d  records %5d  db %s (in use %s)  revision %d\n",
@@ -135,27 +131,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 }
 
-func sample(ctx context.Context, c *clientv3.Client, endpoint string, l scheduler.Layout) (Sample, int64, error) {
+func sample(ctx context.Context, c *clientv3.Client, endpoint string, l scheduler.Layout) (Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	keys, err := c.Get(ctx, l.Prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return Sample{}, 0, err
+		return Sample{}, err
 	}
 	recs, err := c.Get(ctx, l.Runs(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
-		return Sample{}, 0, err
+		return Sample{}, err
 	}
 	st, err := c.Status(ctx, endpoint)
 	if err != nil {
-		return Sample{}, 0, err
+		return Sample{}, err
 	}
-	// The oldest revision still readable moves when etcd compacts.
-	compact := int64(0)
-	if _, err := c.Get(ctx, "soak-probe", clientv3.WithRev(1)); err != nil && strings.Contains(err.Error(), "compacted") {
-		compact = st.Header.Revision
-	}
-	return Sample{Keys: keys.Count, Records: recs.Count, DBSize: st.DbSize, DBInUse: st.DbSizeInUse, Revision: st.Header.Revision}, compact, nil
+	return Sample{Keys: keys.Count, Records: recs.Count, DBSize: st.DbSize, DBInUse: st.DbSizeInUse, Revision: st.Header.Revision}, nil
 }
 
 // Flat reports whether the key count and the in-use database size of the
