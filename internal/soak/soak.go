@@ -40,12 +40,12 @@ type Config struct {
 
 // Sample is what etcd held at one time.
 type Sample struct {
-	At        time.Duration // since the nodes started
-	Keys      int64         // keys under the scheduler's prefix
-	Records   int64         // run records
-	DBSize    int64         // backend file size, bytes
-	DBInUse   int64         // bytes in use in the backend
-	Revision  int64
+	At       time.Duration // since the nodes started
+	Keys     int64         // keys under the scheduler's prefix
+	Records  int64         // run records
+	DBSize   int64         // backend file size, bytes
+	DBInUse  int64         // bytes in use in the backend
+	Revision int64
 }
 
 // Result is a soak run.
