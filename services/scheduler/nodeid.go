@@ -121,8 +121,11 @@ func (w *IDWatch) holder(ctx context.Context) (*NodeInfo, int64, time.Duration, 
 		h = NodeInfo{Node: string(kv.Value), Instance: "unknown"}
 	}
 	var left time.Duration
-	if ttl, err := w.Client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err == nil {
-		left = time.Duration(ttl.TTL) * time.Second
+	if h.Instance != w.Info.Instance {
+		// Only for a report: the holder is not this process.
+		if ttl, err := w.Client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err == nil {
+			left = time.Duration(ttl.TTL) * time.Second
+		}
 	}
 	return &h, kv.Lease, left, nil
 }
