@@ -175,7 +175,7 @@ func (s *Scheduler) round(ctx context.Context, term *leases.Term, st *termState)
 		}
 		switch {
 		case r.run.State == StateAssigned && v.runners[r.run.Runner].token != r.run.RunnerToken:
-			if err := s.retry(ctx, term, v, task, key, r, StateLost, "runner "+r.run.Runner+" is gone"); err != nil {
+			if err := s.retry(ctx, term, v, task, key, r, StateLost, "runner "+r.run.Runner+" is gone", st.unrunnable[task.Name]); err != nil {
 				return err
 			}
 		case r.run.State == StateFailed && r.run.Attempt <= task.Retries:
@@ -183,7 +183,7 @@ func (s *Scheduler) round(ctx context.Context, term *leases.Term, st *termState)
 				continue // backing off
 			}
 			why := fmt.Sprintf("attempt %d failed: exit code %d (%s)", r.run.Attempt, r.run.ExitCode, r.run.Reason)
-			if err := s.retry(ctx, term, v, task, key, r, StateFailed, why); err != nil {
+			if err := s.retry(ctx, term, v, task, key, r, StateFailed, why, ""); err != nil {
 				return err
 			}
 		}
@@ -452,7 +452,10 @@ func (s *Scheduler) advance(ctx context.Context, term *leases.Term, task string,
 // retry gives a lost or failed run a new attempt on a live runner, or, with
 // no retries left, closes it as final. Fenced by the term and by the run's
 // revision, so it never overwrites a report it has not seen.
-func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, key string, r seen, final State, why string) error {
+//
+// A lost run whose task no live runner can run (unrunnable says why) is
+// closed rather than left assigned to a runner that is gone.
+func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, key string, r seen, final State, why, unrunnable string) error {
 	old := r.run
 	ops := []clientv3.Op{}
 	if old.State == StateAssigned {
@@ -469,9 +472,12 @@ func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task 
 		next.FinishedAt, next.ExitCode, next.Reason = time.Time{}, 0, ""
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.Layout.Runner(runner)), "=", next.RunnerToken))
 		ops = append(ops, clientv3.OpPut(s.Layout.Assign(runner, old.Task, old.Slot), encode(next.assignment())))
-	case retries:
+	case retries && (unrunnable == "" || old.State != StateAssigned):
 		return nil // no live runner: the next round tries again
 	case old.State == StateAssigned:
+		if retries {
+			why += "; " + unrunnable
+		}
 		next.State, next.Reason, next.FinishedAt, next.LeaderToken = final, why, s.now(), term.Token()
 	default:
 		return nil // failed with no retries left: already final

@@ -103,9 +103,16 @@ func TestUnrunnableTaskSlotsAreMissed(t *testing.T) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	layout := NewLayout("/unrunnable")
-	leaderTasks := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"echo new\"\n")
-	runnerTasks := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"echo old\"\n")
+	leaderTasks := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"echo new\"\n    retries: 1\n")
+	runnerTasks := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"echo old\"\n    retries: 1\n")
 	runnerKey(t, c, layout, "r1", runnerTasks)
+	// A run left assigned to a runner that is gone, with a retry left.
+	ctx := context.Background()
+	orphanSlot := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	orphan := Run{Task: "t", Slot: orphanSlot, State: StateAssigned, Attempt: 1, Runner: "gone", RunnerToken: 1, AssignedAt: orphanSlot}
+	if _, err := c.Put(ctx, layout.Run("t", orphanSlot), encode(orphan)); err != nil {
+		t.Fatal(err)
+	}
 	logs := newCapture()
 	reg := prometheus.NewRegistry()
 	s := &Scheduler{Client: c, Layout: layout, Log: slog.New(logs), Tick: 50 * time.Millisecond, Grace: 300 * time.Millisecond, Tasks: leaderTasks,
@@ -122,6 +129,11 @@ func TestUnrunnableTaskSlotsAreMissed(t *testing.T) {
 		}
 		return len(missed) >= 2
 	})
+	for _, r := range readRuns(t, c, layout) {
+		if r.Slot.Equal(orphanSlot) && (r.State != StateLost || !strings.Contains(r.Reason, "runner gone is gone; no live runner has definition")) {
+			t.Errorf("run of a gone runner = %+v; want it closed as lost, saying no runner has the definition", r)
+		}
+	}
 	for _, r := range missed {
 		if !strings.Contains(r.Reason, "r1 has "+runnerTasks[0].Hash()) {
 			t.Errorf("missed run's reason = %q; want it to name r1's other definition", r.Reason)
@@ -144,6 +156,9 @@ func TestUnrunnableTaskSlotsAreMissed(t *testing.T) {
 	var p Published
 	if err := json.Unmarshal(resp.Kvs[0].Value, &p); err != nil || p.Unrunnable == "" || p.Hash != leaderTasks[0].Hash() {
 		t.Errorf("published task = %+v (%v); want the leader's hash and why it is unrunnable", p, err)
+	}
+	if n, err := c.Get(ctx, layout.Assign("gone", "t", orphanSlot), clientv3.WithCountOnly()); err != nil || n.Count != 0 {
+		t.Errorf("assignment to the gone runner left: %v %v", n, err)
 	}
 	// A runner with the leader's definition makes it runnable again.
 	runnerKey(t, c, layout, "r2", leaderTasks)
