@@ -54,6 +54,9 @@ type Options struct {
 	// Gatherer is served at /metrics, typically the *prometheus.Registry
 	// that NewMetrics registered on. When nil, /metrics is not served.
 	Gatherer prometheus.Gatherer
+	// Ready, if set, is a further readiness check: /readyz fails with its
+	// error (for example, the node id is held by another process).
+	Ready func() error
 	// Interval is how often the live stream sends a snapshot when nothing
 	// happens; events (see Observe) send one sooner. Default: 1s.
 	Interval time.Duration
@@ -364,7 +367,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			err = fmt.Errorf("%w (last error: %s)", err, firstLine(root.LastError))
 		}
 	}
-	s.health(w, r, "readyz", []check{{"root-lease", err}})
+	checks := []check{{"root-lease", err}}
+	if s.opts.Ready != nil {
+		checks = append(checks, check{"node", s.opts.Ready()})
+	}
+	s.health(w, r, "readyz", checks)
 }
 
 // rootHeld reports whether the tree's root holds its lease: a held lease,

@@ -87,6 +87,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	}
 	ev(EventLeaseGranted, 0, nil)
 	n.rt.log.Debug("lease granted", "node", n.path, "lease_id", int64(lease.ID()), "term", term)
+	n.rt.background(n.revokeUnrevoked) // this term's claim waits for the old key to go
 
 	// The term's context ends when the parent stops this node or the lease
 	// is lost; an election's also when its key goes.
@@ -223,8 +224,8 @@ func (n *node) tokenOf(t *leases.Term) int64 {
 // successor can take over at once. Revoking is an optimisation for the
 // successor and etcd may be unreachable, so it runs on its own goroutine
 // (which Run waits for): it never holds up a parent's or a sibling's
-// teardown. It gives up after the TTL, when etcd has expired the lease
-// anyway.
+// teardown. It gives up after the TTL; a lease it could not revoke is
+// revoked after the node's next grant (see revokeUnrevoked).
 func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)) {
 	n.rt.background(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), lease.TTL())
@@ -232,7 +233,29 @@ func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)
 		err := lease.Revoke(ctx)
 		if err != nil {
 			n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(lease.ID())), "err", err)
+			n.mu.Lock()
+			n.mu.unrevoked = append(n.mu.unrevoked, lease)
+			n.mu.Unlock()
 		}
 		ev(EventLeaseRevoked, 0, err)
 	})
+}
+
+// revokeUnrevoked revokes the lease of an earlier term that could not be
+// revoked when it ended, now that a grant shows etcd answers. An etcd that
+// restarted pushes its leases' expiry a TTL later, so otherwise the old
+// term's keys would block this term's claim until then. Its subtree
+// stopped long ago (revoke runs only after that).
+func (n *node) revokeUnrevoked() {
+	n.mu.Lock()
+	old := n.mu.unrevoked
+	n.mu.unrevoked = nil
+	n.mu.Unlock()
+	for _, l := range old {
+		rctx, cancel := context.WithTimeout(context.Background(), l.TTL())
+		if err := l.Revoke(rctx); err != nil {
+			n.rt.log.Debug("cannot revoke an earlier lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(l.ID())), "err", err)
+		}
+		cancel()
+	}
 }

@@ -52,6 +52,9 @@ type node struct {
 		dynamic []*node
 		// group is the node's group of children in the current term.
 		group *Group
+		// unrevoked are earlier terms' leases whose revoke failed (etcd
+		// unreachable); they are revoked once a grant succeeds.
+		unrevoked []*leases.Lease
 	}
 }
 

@@ -20,32 +20,32 @@ import (
 	"github.com/leasehold/leasehold/services/tasks"
 )
 
-// memberOf is the node's registry value: its id, the URL of its debug
-// endpoint (listening on ln, nil when off), its version and start time.
-func memberOf(o *options, ln net.Listener) (string, error) {
-	m := cluster.Member{ID: o.nodeID, Version: cluster.Version(), Started: time.Now().UTC().Truncate(time.Second)}
+// debugURLOf is the URL other nodes reach this node's debug endpoint at,
+// published in its registry key: --debug-url, or the listener's address
+// (with the host's name when it listens on all interfaces); "" when the
+// endpoint is off.
+func debugURLOf(o *options, ln net.Listener) (string, error) {
 	switch {
 	case ln == nil:
+		return "", nil
 	case o.debugURL != "":
 		u, err := cluster.CheckURL(o.debugURL)
 		if err != nil {
 			return "", fmt.Errorf("--debug-url: %w", err)
 		}
-		m.DebugURL = u
-	default:
-		host, port, _ := net.SplitHostPort(ln.Addr().String())
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			if host, _ = os.Hostname(); host == "" {
-				return "", errors.New("--debug-addr listens on all interfaces and the host has no name: pass --debug-url")
-			}
-		}
-		scheme := "http://"
-		if o.debugCert != "" {
-			scheme = "https://"
-		}
-		m.DebugURL = scheme + net.JoinHostPort(host, port)
+		return u, nil
 	}
-	return m.Encode(), nil
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if host, _ = os.Hostname(); host == "" {
+			return "", errors.New("--debug-addr listens on all interfaces and the host has no name: pass --debug-url")
+		}
+	}
+	scheme := "http://"
+	if o.debugCert != "" {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port), nil
 }
 
 // newCluster builds the cluster view the debug endpoint serves.
@@ -54,7 +54,7 @@ func newCluster(o *options, client *clientv3.Client, layout scheduler.Layout, li
 		Client: client, Members: layout.Node(""), Elections: []string{layout.Leader()},
 		Self: o.nodeID, Local: rt.Snapshot, Token: o.debugToken, Logger: log,
 		Tasks: func(ctx context.Context) ([]cluster.Task, error) {
-			st, err := scheduler.Status(ctx, client, layout, list)
+			st, err := scheduler.TaskHistories(ctx, client, layout, list)
 			out := make([]cluster.Task, 0, len(st))
 			for _, s := range st {
 				t := cluster.Task{Name: s.Task.Name, Schedule: s.Task.Schedule, LastSlot: s.LastSlot, NextSlot: s.NextSlot}

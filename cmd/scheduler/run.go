@@ -25,6 +25,7 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/debug"
+	"github.com/leasehold/leasehold/debug/cluster"
 	"github.com/leasehold/leasehold/internal/embedetcd"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/scheduler"
@@ -54,7 +55,8 @@ type options struct {
 	passwordFile, debugTokenFile, debugCert, debugKey                    string
 	debugPublicHealth                                                    bool
 	unknownEnv                                                           []string // LEASEHOLD_* variables that set nothing
-	ttl, grace                                                           time.Duration
+	ttl, grace, keepFor                                                  time.Duration
+	keep                                                                 int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -70,6 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.prefix, "prefix", "/leasehold", "etcd key prefix of the scheduler's keys")
 	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "TTL of the node's leases (whole seconds, at least 2s)")
 	fs.DurationVar(&o.grace, "grace", 2*time.Second, "how late a slot may start before it counts as missed (see a task's missed:)")
+	fs.IntVar(&o.keep, "keep", scheduler.DefaultKeep, "finished run records kept per task; older ones are deleted by the leader")
+	fs.DurationVar(&o.keepFor, "keep-for", scheduler.DefaultKeepFor, "how long finished run records are kept, counted from their slot")
 	fs.StringVar(&o.tasksFile, "tasks", "", "YAML tasks file; when empty, a small built-in example set runs")
 	fs.StringVar(&o.debugAddr, "debug-addr", "127.0.0.1:7070", "address of the read-only debug endpoint (tree, metrics, health, pprof); empty disables it; a non-loopback address needs --debug-token")
 	fs.StringVar(&o.debugToken, "debug-token", "", "bearer token the debug endpoint requires on every path (better: $"+debugTokenEnv+" or --debug-token-file, out of ps); required off loopback")
@@ -88,13 +92,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.passwordFile, "password-file", "", "read --password from this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n       scheduler tree --cluster                        print every node of the cluster\n       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
+			fmt.Fprintln(stderr, "usage: scheduler [flags]\n"+
+				"       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
+				"       scheduler tree --cluster                        print every node of the cluster\n"+
+				"       scheduler status [-o json]                      nodes, leader and tasks, read from etcd\n"+
+				"       scheduler runs [--task T] [--failed] [-n N]     run records, newest first, read from etcd\n"+
+				"       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
 			fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
 			return nil, err
 		}
-		return nil, fmt.Errorf("%v (see -h)", err)
+		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
 	}
 	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
 		return nil, err
@@ -109,6 +118,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
 	}
+	if o.endpoints != "" {
+		if err := checkEndpoints(o.endpoints); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case o.logFormat != "" && o.logFormat != "text" && o.logFormat != "json":
 		return nil, fmt.Errorf("--log-format %q: use text or json", o.logFormat)
@@ -118,6 +132,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--cert and --key go together: give both or neither")
 	case (o.debugCert == "") != (o.debugKey == ""):
 		return nil, errors.New("--debug-cert and --debug-key go together: give both or neither")
+	case o.keep < 1:
+		return nil, fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
+	case o.keepFor <= 0:
+		return nil, fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
 	case o.grace <= 0:
 		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
@@ -159,9 +177,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 		}
 	}
 	if format == "text" {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly})), nil
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: textTime, ReplaceAttr: replaceAttr})), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: replaceAttr})), nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -173,6 +191,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "step-down" {
 		return runStepDown(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "runs" {
+		return runRuns(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -255,6 +279,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 
+	// The binary's own registry: the tree's and the scheduler's metrics,
+	// Go's and the process's.
+	var (
+		reg          *prometheus.Registry
+		schedMetrics *scheduler.Metrics
+	)
+	if o.debugAddr != "" {
+		reg = prometheus.NewRegistry()
+		schedMetrics = scheduler.NewMetrics(reg)
+	}
 	layout := scheduler.NewLayout(o.prefix)
 	// The debug endpoint listens first: its address goes into the
 	// registry key, which other nodes read to show this one.
@@ -266,17 +300,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer debugLn.Close()
 	}
-	member, err := memberOf(o, debugLn)
-	if err != nil {
+	info := scheduler.NewNodeInfo(o.nodeID)
+	if info.DebugURL, err = debugURLOf(o, debugLn); err != nil {
 		fmt.Fprintln(stderr, "scheduler:", err)
 		return exitUsage
 	}
+	info.Version = cluster.Version()
+	idWatch := &scheduler.IDWatch{Client: client, Layout: layout, Info: info, TTL: o.ttl, Log: log}
 	tree := scheduler.Tree(scheduler.Config{
-		Member: member,
+		Info:   info,
 		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
 		// The guard is this very binary (/proc/self/exe), run as "guard".
-		Guard:  guard.Spec{Args: []string{"guard"}},
-		Output: func(task string) io.Writer { return scheduler.LogWriter(log, task) },
+		Guard:     guard.Spec{Args: []string{"guard"}},
+		Output:    scheduler.LogLines(0),
+		Metrics:   schedMetrics,
+		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
 	})
 	// The debug endpoint's metrics and live stream see every event. The
 	// runtime takes its event handler before they can be built on it, so
@@ -285,7 +323,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		metrics *debug.Metrics
 		dbg     *debug.Server
 	)
-	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: log}
+	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: runtimeLog(log, o.nodeID)}
 	if o.debugAddr != "" {
 		rtOpts.OnEvent = func(e leasehold.Event) {
 			metrics.Observe(e)
@@ -298,9 +336,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if o.debugAddr != "" {
-		// The binary's own registry: the tree's metrics, Go's and the
-		// process's.
-		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metrics = debug.NewMetrics(reg, rt)
 		cl, err := newCluster(o, client, layout, taskList, rt, log)
@@ -309,7 +344,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		defer cl.Close()
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg, Cluster: cl})
+		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg, Cluster: cl, Ready: idWatch.Err})
 		defer serveDebug(debugLn, o.debugAddr, o.debugToken != "", debugTLS, dbg, log)()
 	}
 	names := make([]string, len(taskList))
@@ -317,7 +352,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		names[i] = t.Name + " (" + t.Schedule + ")"
 	}
 	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
+	// Says at once when another process holds this node's id.
+	idCtx, stopID := context.WithCancel(ctx)
+	idDone := make(chan struct{})
+	go func() { defer close(idDone); idWatch.Run(idCtx) }()
 	err = rt.Run(ctx)
+	stopID()
+	<-idDone
 	close(sigs.stopped)
 	if err != nil {
 		log.Error("stopped", "err", err)
@@ -391,7 +432,7 @@ func watchSignals(log *slog.Logger) *signals {
 // clientConfig builds the etcd client's configuration from etcdctl's TLS
 // and auth flags.
 func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
-	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	cfg := clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), DialOptions: reconnectFast()}
 	if o.user != "" {
 		name, password, found := strings.Cut(o.user, ":")
 		if !found {

@@ -28,18 +28,24 @@ func (m Member) Encode() string {
 	return string(b)
 }
 
-// ParseMember reads a registry value. A value that is not a JSON object is
-// the plain node id older nodes wrote; id (from the key) fills a missing
-// ID.
+// ParseMember reads a registry value: a Member, or the scheduler's NodeInfo
+// (whose id is "node"). A value that is not a JSON object is the plain node
+// id older nodes wrote; id (from the key) fills a missing ID.
 func ParseMember(id string, value []byte) Member {
-	var m Member
+	var m struct {
+		Member
+		Node string `json:"node"` // the scheduler's NodeInfo names the id so
+	}
 	if len(value) == 0 || value[0] != '{' || json.Unmarshal(value, &m) != nil {
 		return Member{ID: string(value)}
 	}
 	if m.ID == "" {
+		m.ID = m.Node
+	}
+	if m.ID == "" {
 		m.ID = id
 	}
-	return m
+	return m.Member
 }
 
 // ErrBadURL wraps every error of CheckURL.

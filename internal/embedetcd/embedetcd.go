@@ -24,7 +24,10 @@ type Server struct {
 // Start starts etcd with its data in dir, serving clients on clientURL and
 // peers on peerURL (both should be loopback unless the operator means
 // otherwise). It waits until the server is ready.
-func Start(dir, clientURL, peerURL string) (*Server, error) {
+//
+// tweaks, if any, adjust the configuration last (a benchmark that must see
+// compaction within minutes shortens its retention).
+func Start(dir, clientURL, peerURL string, tweaks ...func(*embed.Config)) (*Server, error) {
 	cu, err := url.Parse(clientURL)
 	if err != nil {
 		return nil, fmt.Errorf("client URL %q: %w", clientURL, err)
@@ -40,6 +43,10 @@ func Start(dir, clientURL, peerURL string) (*Server, error) {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	Bound(cfg)
+	for _, tweak := range tweaks {
+		tweak(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd (data in %s, clients on %s): %w", dir, clientURL, err)
@@ -54,6 +61,26 @@ func Start(dir, clientURL, peerURL string) (*Server, error) {
 		return nil, errors.New("start embedded etcd: not ready after 60s")
 	}
 	return &Server{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// Storage bounds of the embedded etcd (see Bound).
+const (
+	// CompactionRetention: etcd keeps every revision of every key until it
+	// is compacted; the scheduler needs only recent ones (a watch resumes
+	// from a few seconds back).
+	CompactionRetention = "10m"
+	// QuotaBytes is the backend size at which etcd refuses writes (NOSPACE)
+	// instead of filling the disk. Retained run records use a few MiB.
+	QuotaBytes = 1 << 30
+)
+
+// Bound sets the storage bounds the scheduler's etcd runs with: periodic
+// auto-compaction (CompactionRetention) and a backend quota (QuotaBytes).
+// Freed pages are reused, so with bounded keys the database stops growing.
+func Bound(cfg *embed.Config) {
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = CompactionRetention
+	cfg.QuotaBackendBytes = QuotaBytes
 }
 
 // Close stops the server; close its clients first, or it waits for their

@@ -8,6 +8,7 @@
 //	├── step-down       service  acts on a step-down request addressed to this node's term
 //	└── runner          lease    the node's runner key; owns its assignments
 //	    ├── assignments service  watches this runner's assignments
+//	    ├── leader-log  service  logs who leads, on every node
 //	    └── unit:<task>:<slot>   one service per assigned run, added and removed dynamically
 //
 // The leader computes due slots, picks a live runner (least loaded first),
@@ -23,6 +24,16 @@
 //
 // Key layout under the prefix P (see Layout): P/nodes/<node>,
 // P/leader/<lease id>, P/runners/<node>, P/assign/<node>/<task>/<slot>,
-// P/runs/<task>/<slot>, P/schedule/<task>, P/step-down. The registry key's
-// value is the node's cluster.Member as JSON (package debug/cluster).
+// P/runs/<task>/<slot>, P/schedule/<task>, P/tasks/<task>, P/step-down.
+//
+// The registry key's value is the node's NodeInfo as JSON: which process
+// holds the id (host, pid, start, a random instance id) and, for the
+// cluster page, its debug URL and version (package debug/cluster reads it).
+//
+// A runner key's value is an Advert: the names and definition hashes of the
+// tasks its term can run. The leader gives a run only to a runner term
+// with the definition it schedules, publishes its definitions under
+// P/tasks/ (with why one is unrunnable), records as missed the slots that
+// no runner could take within their grace, and deletes finished run
+// records beyond the Retention policy.
 package scheduler

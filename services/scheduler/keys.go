@@ -54,3 +54,9 @@ func (l Layout) Schedule(task string) string { return l.Schedules() + task }
 
 // Schedules is the prefix of all schedule keys.
 func (l Layout) Schedules() string { return l.Prefix + "/schedule/" }
+
+// Task holds the leader's definition of a task (a Published).
+func (l Layout) Task(task string) string { return l.Tasks() + task }
+
+// Tasks is the prefix of all task keys.
+func (l Layout) Tasks() string { return l.Prefix + "/tasks/" }

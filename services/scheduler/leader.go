@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,18 +21,25 @@ import (
 )
 
 // Scheduler is the leader's service: every Tick it reassigns the runs of
-// runners that are gone, retries failed runs, and assigns due slots. Every
-// write is fenced by the election term it runs under.
+// runners that are gone, retries failed runs, assigns due slots to runners
+// that have the task's definition, records as missed the slots no runner
+// can take, and deletes old run records. Every write is fenced by the
+// election term it runs under.
 type Scheduler struct {
 	Client *clientv3.Client
 	Layout Layout
 	Tasks  []*tasks.Task
 	Log    *slog.Logger
+	// Metrics, if set, counts missed slots and given-up runs.
+	Metrics *Metrics
 	// Tick is the time between rounds. Default 250ms.
 	Tick time.Duration
 	// Grace is how late a slot may be started without counting as missed.
 	// Default 2s.
 	Grace time.Duration
+	// Retention is how many final run records are kept per task, and for
+	// how long (see Retention).
+	Retention Retention
 	// Now is the wall clock slots are computed on. Default time.Now.
 	Now func() time.Time
 }
@@ -48,8 +56,14 @@ func (s *Scheduler) Serve(ctx context.Context) error {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	s.Log.Info("leading: scheduling", "token", term.Token(), "tasks", len(s.Tasks))
+	st := &termState{unrunnable: map[string]string{}}
+	defer func() {
+		for name := range st.unrunnable {
+			s.Metrics.setUnrunnable(name, false)
+		}
+	}()
 	for {
-		if err := s.round(ctx, term); err != nil && ctx.Err() == nil {
+		if err := s.round(ctx, term, st); err != nil && ctx.Err() == nil {
 			if errors.Is(err, leases.ErrFenced) {
 				// The term is over; its context ends at once.
 				s.Log.Warn("fenced: leadership has moved on", "token", term.Token())
@@ -65,12 +79,24 @@ func (s *Scheduler) Serve(ctx context.Context) error {
 	}
 }
 
+// termState is what one term of the leader remembers between rounds.
+type termState struct {
+	unrunnable map[string]string // task -> why no live runner can run it, as last reported
+}
+
 // view is the cluster as one read at one revision shows it.
 type view struct {
-	runners map[string]int64 // node -> runner token
-	runs    map[string]seen  // run key -> record
-	last    map[string]time.Time
-	load    map[string]int // runner -> assigned runs
+	runners   map[string]runner // node -> its current term
+	runs      map[string]seen   // run key -> record
+	last      map[string]time.Time
+	load      map[string]int    // runner -> assigned runs
+	published map[string]string // task -> value of its task key
+}
+
+// runner is one runner term: its token and the task definitions it has.
+type runner struct {
+	token int64
+	tasks map[string]string // name -> hash; nil if the advert is unreadable
 }
 
 type seen struct {
@@ -83,13 +109,19 @@ func (s *Scheduler) read(ctx context.Context) (*view, error) {
 		clientv3.OpGet(s.Layout.Runners(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.Layout.Runs(), clientv3.WithPrefix()),
 		clientv3.OpGet(s.Layout.Schedules(), clientv3.WithPrefix()),
+		clientv3.OpGet(s.Layout.Tasks(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, err
 	}
-	v := &view{runners: map[string]int64{}, runs: map[string]seen{}, last: map[string]time.Time{}, load: map[string]int{}}
+	v := &view{runners: map[string]runner{}, runs: map[string]seen{}, last: map[string]time.Time{}, load: map[string]int{},
+		published: map[string]string{}}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		v.runners[strings.TrimPrefix(string(kv.Key), s.Layout.Runners())] = kv.CreateRevision
+		var ad Advert
+		// A runner of an older version advertises no tasks (its value is
+		// its node id): it is given no runs.
+		_ = json.Unmarshal(kv.Value, &ad)
+		v.runners[strings.TrimPrefix(string(kv.Key), s.Layout.Runners())] = runner{token: kv.CreateRevision, tasks: ad.Tasks}
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		var r Run
@@ -98,7 +130,7 @@ func (s *Scheduler) read(ctx context.Context) (*view, error) {
 			continue
 		}
 		v.runs[string(kv.Key)] = seen{run: r, rev: kv.ModRevision}
-		if r.State == StateAssigned && v.runners[r.Runner] == r.RunnerToken {
+		if r.State == StateAssigned && v.runners[r.Runner].token == r.RunnerToken {
 			v.load[r.Runner]++
 		}
 	}
@@ -107,17 +139,24 @@ func (s *Scheduler) read(ctx context.Context) (*view, error) {
 			v.last[strings.TrimPrefix(string(kv.Key), s.Layout.Schedules())] = slot
 		}
 	}
+	for _, kv := range resp.Responses[3].GetResponseRange().Kvs {
+		v.published[strings.TrimPrefix(string(kv.Key), s.Layout.Tasks())] = string(kv.Value)
+	}
 	return v, nil
 }
 
-func (s *Scheduler) round(ctx context.Context, term *leases.Term) error {
+func (s *Scheduler) round(ctx context.Context, term *leases.Term, st *termState) error {
 	v, err := s.read(ctx)
 	if err != nil {
 		return err
 	}
+	now := s.now()
 	byName := make(map[string]*tasks.Task, len(s.Tasks))
 	for _, t := range s.Tasks {
 		byName[t.Name] = t
+	}
+	if err := s.publish(ctx, term, v, st); err != nil {
+		return err
 	}
 	// Runs whose runner term is gone, and failed runs: retry or close them.
 	keys := make([]string, 0, len(v.runs))
@@ -129,46 +168,209 @@ func (s *Scheduler) round(ctx context.Context, term *leases.Term) error {
 		r := v.runs[key]
 		task := byName[r.run.Task]
 		if task == nil {
+			if err := s.orphan(ctx, term, v, key, r); err != nil {
+				return err
+			}
 			continue
 		}
 		switch {
-		case r.run.State == StateAssigned && v.runners[r.run.Runner] != r.run.RunnerToken:
-			if err := s.retry(ctx, term, v, task, key, r, StateLost, "runner "+r.run.Runner+" is gone"); err != nil {
+		case r.run.State == StateAssigned && v.runners[r.run.Runner].token != r.run.RunnerToken:
+			if err := s.retry(ctx, term, v, task, key, r, StateLost, "runner "+r.run.Runner+" is gone", st.unrunnable[task.Name]); err != nil {
 				return err
 			}
 		case r.run.State == StateFailed && r.run.Attempt <= task.Retries:
+			if now.Before(r.run.FinishedAt.Add(task.RetryDelay(r.run.Attempt))) {
+				continue // backing off
+			}
 			why := fmt.Sprintf("attempt %d failed: exit code %d (%s)", r.run.Attempt, r.run.ExitCode, r.run.Reason)
-			if err := s.retry(ctx, term, v, task, key, r, StateFailed, why); err != nil {
+			if err := s.retry(ctx, term, v, task, key, r, StateFailed, why, ""); err != nil {
 				return err
 			}
 		}
 	}
 	// Due slots.
-	now := s.now()
 	grace := cmp.Or(s.Grace, 2*time.Second)
 	for _, task := range s.Tasks {
-		last := v.last[task.Name]
-		if last.IsZero() {
-			// A task never scheduled starts now: the slots of its past are
-			// not missed, they were never due.
-			last = now.Add(-2 * cmp.Or(s.Tick, 250*time.Millisecond))
+		last, err := s.lastSlot(ctx, term, v, task, now)
+		if err != nil {
+			return err
+		}
+		if why := st.unrunnable[task.Name]; why != "" {
+			// Slots past their grace that no runner could take are
+			// recorded, whatever the task's missed: policy, so that none
+			// is lost unseen.
+			if last, err = s.missUntil(ctx, term, v, task, last, now.Add(-grace), why); err != nil {
+				return err
+			}
 		}
 		for _, slot := range task.Due(last, now, grace) {
 			key := s.Layout.Run(task.Name, slot)
-			if _, exists := v.runs[key]; !exists {
-				runner, ok := pick(v, task.Name, slot, "")
-				if !ok {
-					break // no live runner: the slot stays due
-				}
-				if err := s.assign(ctx, term, v, task, slot, runner); err != nil {
+			if _, exists := v.runs[key]; exists {
+				if err := s.advance(ctx, term, task.Name, slot); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := s.advance(ctx, term, task.Name, slot); err != nil {
+			runner, ok := pick(v, task, slot, "")
+			if !ok {
+				break // no runner yet: the slot stays due for its grace
+			}
+			if err := s.assign(ctx, term, v, task, slot, runner); err != nil {
 				return err
 			}
 		}
+	}
+	return s.prune(ctx, term, v, byName, now)
+}
+
+// unrunnable says why no live runner can run task's definition, or "".
+func unrunnable(v *view, task *tasks.Task) string {
+	hash := task.Hash()
+	var other, without []string
+	for _, node := range slices.Sorted(maps.Keys(v.runners)) {
+		switch h, ok := v.runners[node].tasks[task.Name]; {
+		case h == hash:
+			return ""
+		case ok:
+			other = append(other, node+" has "+h)
+		default:
+			without = append(without, node)
+		}
+	}
+	why := "no live runner has definition " + hash + " of the task"
+	if len(other) > 0 {
+		why += "; " + strings.Join(other, ", ")
+	}
+	if len(without) > 0 {
+		why += "; not defined on " + strings.Join(without, ", ")
+	}
+	return why
+}
+
+// publish records the leader's task definitions under the task keys, with
+// whether a live runner has them, and reports each change of that once.
+func (s *Scheduler) publish(ctx context.Context, term *leases.Term, v *view, st *termState) error {
+	var ops []clientv3.Op
+	defined := map[string]bool{}
+	for _, t := range s.Tasks {
+		defined[t.Name] = true
+		why := unrunnable(v, t)
+		if prev, reported := st.unrunnable[t.Name]; why != prev || (why != "" && !reported) {
+			if why != "" {
+				s.Log.Warn("no live runner can run this task: its slots will be recorded as missed; give the nodes the same tasks file",
+					"task", t.Name, "hash", t.Hash(), "why", why)
+				st.unrunnable[t.Name] = why
+			} else if reported {
+				s.Log.Info("a live runner can run this task again", "task", t.Name, "hash", t.Hash())
+				delete(st.unrunnable, t.Name)
+			}
+			s.Metrics.setUnrunnable(t.Name, why != "")
+		}
+		val := encode(Published{Name: t.Name, Schedule: t.Schedule, Command: t.Command, Timeout: t.Timeout,
+			Retries: t.Retries, Hash: t.Hash(), Unrunnable: why})
+		if v.published[t.Name] != val {
+			ops = append(ops, clientv3.OpPut(s.Layout.Task(t.Name), val))
+		}
+	}
+	for name := range v.published {
+		if !defined[name] {
+			ops = append(ops, clientv3.OpDelete(s.Layout.Task(name)))
+		}
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), txnBatch)
+		if _, err := term.Txn(ctx).Then(ops[:n]...).Commit(); err != nil {
+			return fmt.Errorf("publish tasks: %w", err)
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// orphan closes an open run of a task the leader does not define, unless
+// its runner term is alive and has the task, in which case it finishes.
+func (s *Scheduler) orphan(ctx context.Context, term *leases.Term, v *view, key string, r seen) error {
+	old := r.run
+	if old.State != StateAssigned {
+		return nil
+	}
+	rn, live := v.runners[old.Runner]
+	if live && rn.token == old.RunnerToken && rn.tasks[old.Task] != "" {
+		return nil
+	}
+	next := old
+	next.State, next.FinishedAt, next.LeaderToken = StateLost, s.now(), term.Token()
+	next.Reason = "task " + old.Task + " is no longer defined by the leader, and runner " + old.Runner + " cannot run it"
+	resp, err := term.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", r.rev)).
+		Then(clientv3.OpDelete(s.Layout.Assign(old.Runner, old.Task, old.Slot)), clientv3.OpPut(key, encode(next))).Commit()
+	if err != nil {
+		return fmt.Errorf("close %s: %w", key, err)
+	}
+	if resp.Succeeded {
+		s.Metrics.ended(old.Task, StateLost, next.FinishedAt)
+		s.Log.Warn("run of an undefined task closed", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "why", next.Reason)
+	}
+	return nil
+}
+
+// lastSlot returns the last slot scheduled for task. A task never
+// scheduled starts now: the slots of its past are not missed, they were
+// never due. Its start is recorded, so that a slot no runner takes is
+// later seen to pass its grace.
+func (s *Scheduler) lastSlot(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, now time.Time) (time.Time, error) {
+	if last, ok := v.last[task.Name]; ok {
+		return last, nil
+	}
+	start := now.Add(-2 * cmp.Or(s.Tick, 250*time.Millisecond)).Truncate(time.Second)
+	key := s.Layout.Schedule(task.Name)
+	_, err := term.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, tasks.SlotKey(start))).Commit()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("start schedule of %s: %w", task.Name, err)
+	}
+	v.last[task.Name] = start
+	return start, nil
+}
+
+// missUntil records as missed the slots of task after last and before
+// cutoff that have no run, at most MaxMissedPerRound of them, and returns
+// the new last slot.
+func (s *Scheduler) missUntil(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, last, cutoff time.Time, why string) (time.Time, error) {
+	for n := 0; n < maxMissedPerRound; n++ {
+		slot := task.Next(last)
+		if slot.IsZero() || !slot.Before(cutoff) {
+			break
+		}
+		if _, exists := v.runs[s.Layout.Run(task.Name, slot)]; exists {
+			if err := s.advance(ctx, term, task.Name, slot); err != nil {
+				return last, err
+			}
+		} else if err := s.miss(ctx, term, task, slot, why); err != nil {
+			return last, err
+		}
+		last = slot
+	}
+	return last, nil
+}
+
+// maxMissedPerRound bounds the work of one round after a long time without
+// a runner; the next rounds record the rest.
+const maxMissedPerRound = 100
+
+// miss records slot as missed, for good, and moves the schedule past it.
+func (s *Scheduler) miss(ctx context.Context, term *leases.Term, task *tasks.Task, slot time.Time, why string) error {
+	now := s.now()
+	run := Run{Task: task.Name, Slot: slot, Hash: task.Hash(), State: StateMissed, LeaderToken: term.Token(),
+		FinishedAt: now, ExitCode: -1, Reason: why}
+	runKey := s.Layout.Run(task.Name, slot)
+	resp, err := term.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(runKey), "=", 0)).
+		Then(clientv3.OpPut(runKey, encode(run)), clientv3.OpPut(s.Layout.Schedule(task.Name), tasks.SlotKey(slot))).Commit()
+	if err != nil {
+		return fmt.Errorf("record missed %s: %w", runKey, err)
+	}
+	if resp.Succeeded {
+		s.Metrics.slotMissed(task.Name, "no_runner")
+		s.Log.Debug("slot recorded as missed", "task", task.Name, "slot", slot.Format(time.RFC3339), "why", why)
 	}
 	return nil
 }
@@ -180,25 +382,32 @@ func (s *Scheduler) now() time.Time {
 	return time.Now().UTC()
 }
 
-// pick chooses the least loaded live runner, other than avoid when there is
-// a choice; ties are spread by a hash of the slot.
-func pick(v *view, task string, slot time.Time, avoid string) (string, bool) {
+// pick chooses the least loaded live runner that has task's definition,
+// other than avoid when there is a choice; ties are spread by a hash of the
+// slot.
+func pick(v *view, task *tasks.Task, slot time.Time, avoid string) (string, bool) {
+	hash := task.Hash()
 	var nodes []string
-	for node := range v.runners {
-		if node != avoid {
-			nodes = append(nodes, node)
+	avoidable := false
+	for node, r := range v.runners {
+		if r.tasks[task.Name] != hash {
+			continue
 		}
+		if node == avoid {
+			avoidable = true
+			continue
+		}
+		nodes = append(nodes, node)
 	}
 	if len(nodes) == 0 {
-		if _, ok := v.runners[avoid]; ok && avoid != "" {
-			nodes = []string{avoid}
-		} else {
+		if !avoidable {
 			return "", false
 		}
+		nodes = []string{avoid}
 	}
 	spread := func(node string) uint32 {
 		h := fnv.New32a()
-		fmt.Fprintf(h, "%s/%d/%s", task, slot.Unix(), node)
+		fmt.Fprintf(h, "%s/%d/%s", task.Name, slot.Unix(), node)
 		return h.Sum32()
 	}
 	slices.SortFunc(nodes, func(a, b string) int {
@@ -212,8 +421,8 @@ func pick(v *view, task string, slot time.Time, avoid string) (string, bool) {
 // the slot has no run yet and the runner term is still the one seen.
 func (s *Scheduler) assign(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, slot time.Time, runner string) error {
 	run := Run{
-		Task: task.Name, Slot: slot, State: StateAssigned, Attempt: 1,
-		Runner: runner, RunnerToken: v.runners[runner], LeaderToken: term.Token(), AssignedAt: s.now(),
+		Task: task.Name, Slot: slot, Hash: task.Hash(), State: StateAssigned, Attempt: 1,
+		Runner: runner, RunnerToken: v.runners[runner].token, LeaderToken: term.Token(), AssignedAt: s.now(),
 	}
 	runKey := s.Layout.Run(task.Name, slot)
 	resp, err := term.Txn(ctx).
@@ -243,7 +452,10 @@ func (s *Scheduler) advance(ctx context.Context, term *leases.Term, task string,
 // retry gives a lost or failed run a new attempt on a live runner, or, with
 // no retries left, closes it as final. Fenced by the term and by the run's
 // revision, so it never overwrites a report it has not seen.
-func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, key string, r seen, final State, why string) error {
+//
+// A lost run whose task no live runner can run (unrunnable says why) is
+// closed rather than left assigned to a runner that is gone.
+func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task *tasks.Task, key string, r seen, final State, why, unrunnable string) error {
 	old := r.run
 	ops := []clientv3.Op{}
 	if old.State == StateAssigned {
@@ -251,17 +463,21 @@ func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task 
 	}
 	next := old
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", r.rev)}
-	runner, ok := pick(v, old.Task, old.Slot, old.Runner)
+	runner, ok := pick(v, task, old.Slot, old.Runner)
 	switch retries := old.Attempt <= task.Retries; {
 	case retries && ok:
 		next.State, next.Attempt, next.Runner = StateAssigned, old.Attempt+1, runner
-		next.RunnerToken, next.LeaderToken, next.AssignedAt = v.runners[runner], term.Token(), s.now()
+		next.RunnerToken, next.LeaderToken, next.AssignedAt = v.runners[runner].token, term.Token(), s.now()
+		next.Hash = task.Hash()
 		next.FinishedAt, next.ExitCode, next.Reason = time.Time{}, 0, ""
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.Layout.Runner(runner)), "=", next.RunnerToken))
 		ops = append(ops, clientv3.OpPut(s.Layout.Assign(runner, old.Task, old.Slot), encode(next.assignment())))
-	case retries:
+	case retries && (unrunnable == "" || old.State != StateAssigned):
 		return nil // no live runner: the next round tries again
 	case old.State == StateAssigned:
+		if retries {
+			why += "; " + unrunnable
+		}
 		next.State, next.Reason, next.FinishedAt, next.LeaderToken = final, why, s.now(), term.Token()
 	default:
 		return nil // failed with no retries left: already final
@@ -274,9 +490,18 @@ func (s *Scheduler) retry(ctx context.Context, term *leases.Term, v *view, task 
 	if resp.Succeeded {
 		if next.State == StateAssigned {
 			v.load[next.Runner]++
-			s.Log.Warn("reassigned", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "attempt", next.Attempt, "runner", next.Runner, "why", why)
+			// A retry after a failure is routine (the unit warned of the
+			// failure); a run taken from a runner that went away is not.
+			level := slog.LevelInfo
+			if final == StateLost {
+				level = slog.LevelWarn
+			}
+			s.Log.Log(ctx, level, "reassigned", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "attempt", next.Attempt, "runner", next.Runner, "why", why)
 		} else {
-			s.Log.Warn("run given up", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "state", next.State, "why", why)
+			s.Metrics.ended(old.Task, next.State, next.FinishedAt)
+			s.Metrics.retriesExhausted(old.Task)
+			s.Log.Error("run given up: no retries left", "task", old.Task, "slot", old.Slot.Format(time.RFC3339), "state", next.State,
+				"attempts", old.Attempt, "why", why)
 		}
 	}
 	return nil

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leasehold/leasehold"
+	"github.com/leasehold/leasehold/leases"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/tasks"
 	"github.com/leasehold/leasehold/supervisor"
@@ -29,7 +30,8 @@ type Runner struct {
 	// binary as the guard, and the kill grace.
 	Guard guard.Spec
 	// Output, if set, returns where a unit's command output goes.
-	Output func(task string) io.Writer
+	Output  Output
+	Metrics *Metrics
 }
 
 func (r *Runner) String() string { return "assignments" }
@@ -47,18 +49,31 @@ func (r *Runner) Serve(ctx context.Context) error {
 		return fmt.Errorf("read assignments: %w", err)
 	}
 	for _, kv := range resp.Kvs {
-		r.start(group, term.Token(), string(kv.Key), kv.Value, kv.ModRevision)
+		r.start(ctx, term, group, string(kv.Key), kv.Value, kv.ModRevision)
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	for wr := range r.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+	w := r.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	for {
+		// The watch channel may close only long after ctx ends while etcd
+		// is unreachable: ctx is what bounds the stop.
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case wr, ok = <-w:
+		}
+		if !ok {
+			break
+		}
 		if err := wr.Err(); err != nil {
 			return fmt.Errorf("watch assignments: %w", err)
 		}
 		for _, ev := range wr.Events {
 			switch ev.Type {
 			case clientv3.EventTypePut:
-				r.start(group, term.Token(), string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision)
+				r.start(ctx, term, group, string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision)
 			case clientv3.EventTypeDelete:
 				// Completed by its unit, or taken back by the leader.
 				name := unitName(strings.TrimPrefix(string(ev.Kv.Key), prefix))
@@ -79,13 +94,13 @@ func unitName(taskSlot string) string {
 	return "unit:" + strings.Replace(taskSlot, "/", ":", 1)
 }
 
-func (r *Runner) start(group *leasehold.Group, token int64, key string, value []byte, rev int64) {
+func (r *Runner) start(ctx context.Context, term *leases.Term, group *leasehold.Group, key string, value []byte, rev int64) {
 	var a Assignment
 	if err := json.Unmarshal(value, &a); err != nil {
 		r.Log.Warn("unreadable assignment; ignored", "key", key, "err", err)
 		return
 	}
-	if a.RunnerToken != token {
+	if a.RunnerToken != term.Token() {
 		// Made to an earlier term of this runner: the leader reassigns it.
 		return
 	}
@@ -95,8 +110,18 @@ func (r *Runner) start(group *leasehold.Group, token int64, key string, value []
 			task = t
 		}
 	}
-	if task == nil {
-		r.Log.Warn("assignment of a task this node does not know; ignored", "task", a.Task)
+	// The leader assigns a run only to a runner term that advertises the
+	// task's definition; an assignment that does not match (made by a
+	// leader of an older version) is turned down, not left open.
+	var why string
+	switch {
+	case task == nil:
+		why = "runner " + r.Node + " does not define task " + a.Task
+	case a.Hash != "" && a.Hash != task.Hash():
+		why = "runner " + r.Node + " has definition " + task.Hash() + " of task " + a.Task + ", not " + a.Hash
+	}
+	if why != "" {
+		r.decline(ctx, term, key, rev, a, why)
 		return
 	}
 	name := unitName(strings.TrimPrefix(key, r.Layout.Assignments(r.Node)))
@@ -104,13 +129,28 @@ func (r *Runner) start(group *leasehold.Group, token int64, key string, value []
 		return
 	}
 	u := &Unit{Client: r.Client, Layout: r.Layout, Node: r.Node, Task: task, Assignment: a, Key: key, Rev: rev,
-		Guard: r.Guard, Log: r.Log.With("unit", name)}
-	if r.Output != nil {
-		u.Output = r.Output(task.Name)
-	}
+		Guard: r.Guard, Output: r.Output, Metrics: r.Metrics,
+		Log: r.Log.With("task", a.Task, "slot", a.Slot.UTC().Format(time.RFC3339), "attempt", a.Attempt)}
 	if err := group.Add(leasehold.Service(name, u)); err != nil && !errors.Is(err, supervisor.ErrGroupStopped) {
 		r.Log.Warn("cannot start unit", "unit", name, "err", err)
 	}
+}
+
+// decline records an assignment this runner cannot run as failed, fenced
+// like a unit's report, so that the leader retries it elsewhere.
+func (r *Runner) decline(ctx context.Context, term *leases.Term, key string, rev int64, a Assignment, why string) {
+	run := Run{Task: a.Task, Slot: a.Slot, Hash: a.Hash, State: StateFailed, Attempt: a.Attempt, Runner: r.Node,
+		RunnerToken: a.RunnerToken, LeaderToken: a.LeaderToken, AssignedAt: a.AssignedAt,
+		FinishedAt: time.Now().UTC(), ExitCode: -1, Reason: "declined: " + why}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := term.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(r.Layout.Run(a.Task, a.Slot), encode(run)), clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		r.Log.Warn("cannot decline an assignment; the leader reassigns it once this runner is gone", "task", a.Task, "err", err)
+		return
+	}
+	r.Log.Warn("assignment declined", "task", a.Task, "slot", a.Slot.UTC().Format(time.RFC3339), "why", why)
 }
 
 func contains(names []string, name string) bool {

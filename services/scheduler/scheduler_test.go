@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,28 +15,70 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
+	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/tasks"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// guardEnv makes the test binary act as the units' guard process.
+const guardEnv = "SCHEDULER_TEST_GUARD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(guardEnv) == "1" {
+		os.Exit(guard.Main(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// testGuard re-executes the test binary as the guard.
+func testGuard() guard.Spec {
+	return guard.Spec{Self: os.Args[0], Args: []string{"-test.run=^$"}, KillGrace: 200 * time.Millisecond,
+		GuardEnv: []string{guardEnv + "=1", "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}}
+}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestPickLeastLoaded(t *testing.T) {
 	slot := time.Unix(1_700_000_000, 0)
-	v := &view{runners: map[string]int64{"a": 1, "b": 2, "c": 3}, load: map[string]int{"a": 2, "b": 0, "c": 1}}
-	if got, ok := pick(v, "t", slot, ""); !ok || got != "b" {
+	task := &tasks.Task{Name: "t", Schedule: "@every 1s", Command: "true"}
+	has := map[string]string{"t": task.Hash()}
+	v := &view{runners: map[string]runner{"a": {1, has}, "b": {2, has}, "c": {3, has}}, load: map[string]int{"a": 2, "b": 0, "c": 1}}
+	if got, ok := pick(v, task, slot, ""); !ok || got != "b" {
 		t.Errorf("pick = %q, %v; want b, the least loaded", got, ok)
 	}
-	if got, _ := pick(v, "t", slot, "b"); got != "c" {
+	if got, _ := pick(v, task, slot, "b"); got != "c" {
 		t.Errorf("pick avoiding b = %q; want c", got)
 	}
-	only := &view{runners: map[string]int64{"a": 1}, load: map[string]int{}}
-	if got, ok := pick(only, "t", slot, "a"); !ok || got != "a" {
+	only := &view{runners: map[string]runner{"a": {1, has}}, load: map[string]int{}}
+	if got, ok := pick(only, task, slot, "a"); !ok || got != "a" {
 		t.Errorf("pick with only the avoided runner = %q, %v; want a", got, ok)
 	}
-	if _, ok := pick(&view{runners: map[string]int64{}}, "t", slot, ""); ok {
+	if _, ok := pick(&view{runners: map[string]runner{}}, task, slot, ""); ok {
 		t.Error("pick with no runner succeeded")
+	}
+}
+
+// The leader gives a run only to a runner that has the task with the same
+// definition: not to one without the task, nor to one with another
+// definition of it, however lightly loaded.
+func TestPickOnlyRunnersWithTheDefinition(t *testing.T) {
+	slot := time.Unix(1_700_000_000, 0)
+	task := &tasks.Task{Name: "t", Schedule: "@every 1s", Command: "true"}
+	changed := &tasks.Task{Name: "t", Schedule: "@every 1s", Command: "false"}
+	v := &view{runners: map[string]runner{
+		"same":  {1, map[string]string{"t": task.Hash()}},
+		"other": {2, map[string]string{"t": changed.Hash()}},
+		"none":  {3, map[string]string{"u": "x"}},
+		"old":   {4, nil},
+	}, load: map[string]int{"same": 10}}
+	if got, ok := pick(v, task, slot, ""); !ok || got != "same" {
+		t.Errorf("pick = %q, %v; want same, the only runner with the definition", got, ok)
+	}
+	delete(v.runners, "same")
+	if got, ok := pick(v, task, slot, ""); ok {
+		t.Errorf("pick = %q; want none: no runner has the definition", got)
+	}
+	if why := unrunnable(v, task); !strings.Contains(why, "other has "+changed.Hash()) || !strings.Contains(why, "not defined on none, old") {
+		t.Errorf("unrunnable = %q; want it to name other's definition and the runners without the task", why)
 	}
 }
 
@@ -48,15 +91,16 @@ func mustTask(t *testing.T, yaml string) []*tasks.Task {
 	return valid
 }
 
-// runnerKey registers a runner as a node would: its key under a lease.
-func runnerKey(t *testing.T, c *clientv3.Client, l Layout, node string) (clientv3.LeaseID, int64) {
+// runnerKey registers a runner as a node would: its key, advertising ts,
+// under a lease.
+func runnerKey(t *testing.T, c *clientv3.Client, l Layout, node string, ts []*tasks.Task) (clientv3.LeaseID, int64) {
 	t.Helper()
 	ctx := context.Background()
 	lease, err := c.Grant(ctx, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.Put(ctx, l.Runner(node), node, clientv3.WithLease(lease.ID))
+	resp, err := c.Put(ctx, l.Runner(node), encode(NewAdvert(node, ts)), clientv3.WithLease(lease.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +140,12 @@ func TestLeaderAssignsAndReassigns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	firstLease, firstToken := runnerKey(t, c, layout, "r1")
+	ts := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"true\"\n    retries: 1\n")
+	firstLease, firstToken := runnerKey(t, c, layout, "r1", ts)
 	toR1 := c.Watch(ctx, layout.Assignments("r1"), clientv3.WithPrefix())
 	toR2 := c.Watch(ctx, layout.Assignments("r2"), clientv3.WithPrefix())
 
-	s := &Scheduler{Client: c, Layout: layout, Log: quiet, Tick: 50 * time.Millisecond,
-		Tasks: mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1s\"\n    command: \"true\"\n    retries: 1\n")}
+	s := &Scheduler{Client: c, Layout: layout, Log: quiet, Tick: 50 * time.Millisecond, Tasks: ts}
 	rt, err := leasehold.New(c, leasehold.Election("e", layout.Leader(), leasehold.TTL(2*time.Second), leasehold.Service("scheduler", s)),
 		leasehold.Options{Logger: quiet})
 	if err != nil {
@@ -116,7 +160,7 @@ func TestLeaderAssignsAndReassigns(t *testing.T) {
 		t.Errorf("assignment = %+v; want attempt 1 to r1's term %d with a leader token", a, firstToken)
 	}
 	// r1 goes away; r2 appears: r1's open runs move to r2 as attempt 2.
-	_, secondToken := runnerKey(t, c, layout, "r2")
+	_, secondToken := runnerKey(t, c, layout, "r2", ts)
 	if _, err := c.Revoke(ctx, firstLease); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"io"
 	"log/slog"
 	"time"
 
@@ -23,13 +22,26 @@ type Config struct {
 	Log   *slog.Logger
 	// Guard is the template of the units' guard processes.
 	Guard guard.Spec
-	// Output, if set, returns where a task's command output goes.
-	Output func(task string) io.Writer
+	// Output, if set, returns where a unit's command output goes.
+	Output Output
+	// Metrics, if set, receives the per-task metrics.
+	Metrics *Metrics
 	// Tick and Grace tune the leader's rounds (see Scheduler).
 	Tick, Grace time.Duration
-	// Member is the value of the node's registry key, e.g. a cluster.Member
-	// as JSON (id, debug URL, version, start time). Default: NodeID.
-	Member string
+	// Retention is how long finished run records are kept.
+	Retention Retention
+	// Info is the node key's value; zero means NewNodeInfo(NodeID). Give
+	// the same Info to an IDWatch.
+	Info NodeInfo
+}
+
+// NewAdvert returns what a runner with these tasks advertises.
+func NewAdvert(node string, ts []*tasks.Task) Advert {
+	ad := Advert{Node: node, Tasks: make(map[string]string, len(ts))}
+	for _, t := range ts {
+		ad.Tasks[t.Name] = t.Hash()
+	}
+	return ad
 }
 
 // Tree is the tree every scheduler node runs (see the package doc).
@@ -42,23 +54,31 @@ func Tree(cfg Config) *leasehold.Node {
 	if log == nil {
 		log = slog.Default()
 	}
-	member := cfg.Member
-	if member == "" {
-		member = cfg.NodeID
+	// node is the node id in every record of this tree's services.
+	log = log.With("node", cfg.NodeID)
+	info := cfg.Info
+	if info.Instance == "" {
+		info = NewNodeInfo(cfg.NodeID)
 	}
-	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)), leasehold.Identity(member),
+	return leasehold.Lease("registry", ttl, leasehold.Key(cfg.Layout.Node(cfg.NodeID)), leasehold.Identity(encode(info)),
 		leasehold.Election("election", cfg.Layout.Leader(), ttl, leasehold.Identity(cfg.NodeID),
 			leasehold.Service("scheduler", &Scheduler{
 				Client: cfg.Client, Layout: cfg.Layout, Tasks: cfg.Tasks, Log: log.With("service", "scheduler"),
-				Tick: cfg.Tick, Grace: cfg.Grace,
+				Tick: cfg.Tick, Grace: cfg.Grace, Metrics: cfg.Metrics, Retention: cfg.Retention,
 			})),
 		leasehold.Service("step-down", &StepDownListener{
 			Client: cfg.Client, Layout: cfg.Layout, Election: "registry/election", Log: log.With("service", "step-down"),
 		}),
+		// The runner key's value advertises the tasks this term can run.
 		leasehold.Lease("runner", ttl, leasehold.Key(cfg.Layout.Runner(cfg.NodeID)),
+			leasehold.Identity(encode(NewAdvert(cfg.NodeID, cfg.Tasks))),
 			leasehold.Service("assignments", &Runner{
 				Client: cfg.Client, Layout: cfg.Layout, Node: cfg.NodeID, Tasks: cfg.Tasks,
-				Log: log.With("service", "runner"), Guard: cfg.Guard, Output: cfg.Output,
-			})),
+				Log: log.With("service", "runner"), Guard: cfg.Guard, Output: cfg.Output, Metrics: cfg.Metrics,
+			}),
+			// Under the runner lease, beside services only: a registry
+			// teardown stops its lease children (and waits for their
+			// revoke) before its services.
+			leasehold.Service("leader-log", &LeaderLog{Client: cfg.Client, Layout: cfg.Layout, Log: log})),
 	)
 }

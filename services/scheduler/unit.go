@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -35,8 +34,9 @@ type Unit struct {
 	Key        string // the assignment key
 	Rev        int64  // its mod revision: the report applies only to this assignment
 	Guard      guard.Spec
-	Output     io.Writer
-	Log        *slog.Logger
+	Output     Output // nil discards the command's output
+	Metrics    *Metrics
+	Log        *slog.Logger // carries task, slot, attempt and node
 }
 
 // Serve runs the command and reports; it returns suture.ErrDoNotRestart once
@@ -45,7 +45,14 @@ func (u *Unit) Serve(ctx context.Context) error {
 	term, lease := leasehold.TermOf(ctx), leasehold.LeaseOf(ctx)
 	spec := u.Guard
 	spec.Command, spec.Timeout = u.Task.Command, u.Task.Timeout
-	spec.Stdout, spec.Stderr = u.Output, u.Output
+	flush := func() {}
+	if u.Output != nil {
+		stdout, stderr := u.Output(u.Log)
+		spec.Stdout, spec.Stderr = stdout, stderr
+		// Wait returns once the output is copied: unterminated last lines
+		// are logged after it, before the run's end.
+		flush = func() { _ = stdout.Close(); _ = stderr.Close() }
+	}
 	spec.Env = append(append([]string(nil), spec.Env...),
 		"LEASEHOLD_TASK="+u.Task.Name,
 		"LEASEHOLD_SLOT="+u.Assignment.Slot.UTC().Format(time.RFC3339),
@@ -53,11 +60,13 @@ func (u *Unit) Serve(ctx context.Context) error {
 		"LEASEHOLD_TOKEN="+strconv.FormatInt(term.Token(), 10),
 		"LEASEHOLD_NODE="+u.Node,
 	)
+	started := time.Now()
+	// Logged before the start so that no output line precedes it.
+	u.Log.Info("started", "command", u.Task.Command)
 	p, err := guard.Start(spec, lease.HeldUntil())
 	if err != nil {
-		return u.report(ctx, term, guard.Result{ExitCode: -1, Reason: guard.ReasonError, Err: err})
+		return u.report(ctx, term, guard.Result{ExitCode: -1, Reason: guard.ReasonError, Err: err}, started)
 	}
-	u.Log.Info("started", "attempt", u.Assignment.Attempt)
 	done := make(chan guard.Result, 1)
 	go func() { done <- p.Wait() }()
 	tick := time.NewTicker(extendEvery)
@@ -65,14 +74,23 @@ func (u *Unit) Serve(ctx context.Context) error {
 	for {
 		select {
 		case res := <-done:
-			return u.report(ctx, term, res)
+			flush()
+			return u.report(ctx, term, res, started)
 		case <-ctx.Done():
 			p.Stop()
 			res := <-done
+			flush()
+			if res.Reason == guard.ReasonExited {
+				// The command ended by itself as the unit was stopped:
+				// its outcome is known, so record it rather than run the
+				// slot again.
+				return u.report(ctx, term, res, started)
+			}
 			u.Log.Warn("stopped before the run ended", "reason", res.Reason)
 			return nil
 		case <-tick.C:
-			if err := p.Extend(lease.HeldUntil()); err != nil {
+			// ErrFinished: the command has just ended; done is ready.
+			if err := p.Extend(lease.HeldUntil()); err != nil && !errors.Is(err, guard.ErrFinished) {
 				u.Log.Warn("cannot extend the guard's deadline", "err", err)
 			}
 		}
@@ -81,7 +99,7 @@ func (u *Unit) Serve(ctx context.Context) error {
 
 // report records the run's end, fenced by the runner term and by the
 // assignment still being this one, and removes the assignment.
-func (u *Unit) report(ctx context.Context, term *leases.Term, res guard.Result) error {
+func (u *Unit) report(ctx context.Context, term *leases.Term, res guard.Result, started time.Time) error {
 	// A run that ended as its unit was being stopped is still worth
 	// recording while the runner term lasts: the fence decides, and the
 	// wait is bounded well inside the lease's stop budget.
@@ -92,6 +110,7 @@ func (u *Unit) report(ctx context.Context, term *leases.Term, res guard.Result) 
 	run := Run{
 		Task: u.Task.Name, Slot: u.Assignment.Slot, State: StateDone, Attempt: u.Assignment.Attempt,
 		Runner: u.Node, RunnerToken: u.Assignment.RunnerToken, LeaderToken: u.Assignment.LeaderToken,
+		Hash: u.Assignment.Hash, AssignedAt: u.Assignment.AssignedAt,
 		FinishedAt: time.Now().UTC(), ExitCode: res.ExitCode, Reason: string(res.Reason),
 	}
 	if res.ExitCode != 0 || res.Reason != guard.ReasonExited {
@@ -107,7 +126,18 @@ func (u *Unit) report(ctx context.Context, term *leases.Term, res guard.Result) 
 			Commit()
 		switch {
 		case err == nil && resp.Succeeded:
-			u.Log.Info("finished", "state", run.State, "exit_code", run.ExitCode, "reason", run.Reason)
+			u.Metrics.ended(run.Task, run.State, run.FinishedAt)
+			switch {
+			case run.State == StateDone:
+				u.Log.Info("finished", "state", run.State, "exit_code", run.ExitCode, "took", run.FinishedAt.Sub(started).Round(time.Millisecond).String())
+			case run.Attempt > u.Task.Retries:
+				u.Metrics.retriesExhausted(run.Task)
+				u.Log.Error("run failed; no retries left", "exit_code", run.ExitCode, "reason", run.Reason,
+					"attempts", run.Attempt, "took", run.FinishedAt.Sub(started).Round(time.Millisecond).String())
+			default:
+				u.Log.Warn("run failed; it will be retried", "exit_code", run.ExitCode, "reason", run.Reason,
+					"retry_in", u.Task.RetryDelay(run.Attempt).String())
+			}
 			return suture.ErrDoNotRestart
 		case err == nil:
 			u.Log.Warn("run taken back before its report; not recorded", "state", run.State)

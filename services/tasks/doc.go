@@ -13,6 +13,7 @@
 //	    command: "echo hi"     # required; run with sh -c
 //	    timeout: 30s           # optional, > 0; the run is killed after it
 //	    retries: 2             # optional, >= 0; attempts after a failed or lost run
+//	    retry_backoff: 5s      # optional, > 0; wait before the first retry, doubling (default 5s)
 //	    missed: latest         # optional: latest (default) or skip
 //
 // Parsing is strict per task and forgiving per file: a task with a typo,

@@ -42,7 +42,7 @@ tasks:
 	// Output:
 	// problem: task "Broken": name "Broken": character 'B' at offset 0 is not allowed: use only lowercase letters a-z, digits 0-9 and '-', e.g. "broken"
 	// task "Broken": command: missing or empty: add the shell command to run (with sh -c), e.g. command: "echo hi"
-	// task "Broken": comand: unknown field (did you mean "command"?): fields are name, schedule, command, timeout, retries, missed
+	// task "Broken": comand: unknown field (did you mean "command"?): fields are name, schedule, command, timeout, retries, retry_backoff, missed
 	// report (missed: latest): 20240102T151950Z 20240102T152000Z
 	// backup (missed: skip): 20240102T152000Z
 }

@@ -47,7 +47,7 @@ func taskLabel(name string, index int) string {
 }
 
 // fields are the keys a task may have, in the order they are documented.
-var fields = []string{"name", "schedule", "command", "timeout", "retries", "missed"}
+var fields = []string{"name", "schedule", "command", "timeout", "retries", "retry_backoff", "missed"}
 
 // Load reads and parses the tasks file at path; see Parse.
 func Load(path string) (valid []*Task, problems []error, err error) {
@@ -106,7 +106,7 @@ func taskList(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New(`empty: want a top-level "tasks" list, e.g. "tasks:\n  - name: report\n    schedule: \"@every 10s\"\n    command: echo hi"`)
 		}
-		return nil, fmt.Errorf("not valid YAML: %w", err)
+		return nil, fmt.Errorf("not valid YAML: %w%s", err, tabsHint(data))
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -207,6 +207,19 @@ func decodeTask(node *yaml.Node, i int, seen map[string]int) (*Task, error) {
 			default:
 				t.Retries = r
 			}
+		case "retry_backoff":
+			if s == "" {
+				continue // absent or null: DefaultRetryBackoff
+			}
+			d, err := time.ParseDuration(strings.TrimSpace(s))
+			switch {
+			case err != nil:
+				v.add(f, line, err, "retry_backoff %q: %v: use a Go duration with a unit, e.g. retry_backoff: 10s", s, err)
+			case d <= 0:
+				v.add(f, line, nil, "retry_backoff %q: must be greater than 0: omit it for the default (%s), or use e.g. 10s", s, DefaultRetryBackoff)
+			default:
+				t.RetryBackoff = d
+			}
 		case "missed":
 			t.Missed = Missed(s)
 			v.checkMissed(s, line)
@@ -232,12 +245,13 @@ func decodeTask(node *yaml.Node, i int, seen map[string]int) (*Task, error) {
 
 // fieldWant describes each field's expected value for type errors.
 var fieldWant = map[string]string{
-	"name":     "a string such as report",
-	"schedule": `a string such as "@every 10s"`,
-	"command":  `a string such as "echo hi"`,
-	"timeout":  "a duration such as 30s",
-	"retries":  "a whole number such as 2",
-	"missed":   "latest or skip",
+	"name":          "a string such as report",
+	"schedule":      `a string such as "@every 10s"`,
+	"command":       `a string such as "echo hi"`,
+	"timeout":       "a duration such as 30s",
+	"retries":       "a whole number such as 2",
+	"retry_backoff": "a duration such as 10s",
+	"missed":        "latest or skip",
 }
 
 // validator collects the problems of one task.
@@ -503,4 +517,16 @@ func kindName(n *yaml.Node) string {
 	default:
 		return "an empty value"
 	}
+}
+
+// tabsHint explains the most common cause of a YAML syntax error: YAML
+// forbids tabs in indentation, and editors insert them silently.
+func tabsHint(data []byte) string {
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return fmt.Sprintf(" (line %d is indented with a tab: YAML allows only spaces in indentation; replace the tabs with spaces)", i+1)
+		}
+	}
+	return ""
 }

@@ -119,7 +119,7 @@ func TestParseBadTask(t *testing.T) {
 		{"missing name", "  - schedule: \"@hourly\"\n    command: echo\n", "name",
 			[]string{`tasks[1]: name: missing`}},
 		{"unknown field", "  - name: bad\n    schedule: \"@hourly\"\n    command: echo\n    owner: bob\n", "owner",
-			[]string{`task "bad": owner: unknown field: fields are name, schedule, command, timeout, retries, missed`}},
+			[]string{`task "bad": owner: unknown field: fields are name, schedule, command, timeout, retries, retry_backoff, missed`}},
 		{"field set twice", "  - name: bad\n    schedule: \"@hourly\"\n    command: echo\n    command: echo 2\n", "command",
 			[]string{`task "bad": command: set twice (lines 7 and 8)`}},
 		{"bad timeout", "  - name: bad\n    schedule: \"@hourly\"\n    command: echo\n    timeout: 30\n", "timeout",
@@ -193,7 +193,7 @@ tasks:
 	lines := strings.Split(problems[0].Error(), "\n")
 	want := []string{
 		`task "report": command: missing or empty: add the shell command to run (with sh -c), e.g. command: "echo hi"`,
-		`task "report": comand: unknown field (did you mean "command"?): fields are name, schedule, command, timeout, retries, missed`,
+		`task "report": comand: unknown field (did you mean "command"?): fields are name, schedule, command, timeout, retries, retry_backoff, missed`,
 		`task "report": timeout "soon": time: invalid duration "soon": use a Go duration with a unit, e.g. timeout: 30s or timeout: 5m`,
 	}
 	if !reflect.DeepEqual(lines, want) {
@@ -405,4 +405,25 @@ func names(ts []*Task) []string {
 		out = append(out, t.Name)
 	}
 	return out
+}
+
+func TestParseRetryBackoff(t *testing.T) {
+	valid, problems, err := Parse([]byte("tasks:\n  - name: a\n    schedule: \"@every 5s\"\n    command: \"true\"\n    retry_backoff: 3s\n"))
+	if err != nil || len(problems) > 0 || len(valid) != 1 {
+		t.Fatalf("Parse = %v, %v, %v", valid, problems, err)
+	}
+	if valid[0].RetryBackoff != 3*time.Second {
+		t.Errorf("RetryBackoff = %v; want 3s", valid[0].RetryBackoff)
+	}
+	_, problems, _ = Parse([]byte("tasks:\n  - name: a\n    schedule: \"@every 5s\"\n    command: \"true\"\n    retry_backoff: 3\n"))
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "retry_backoff") {
+		t.Errorf("retry_backoff: 3 gives %v; want a problem naming retry_backoff", problems)
+	}
+}
+
+func TestParseTabsHint(t *testing.T) {
+	_, _, err := Parse([]byte("tasks:\n\t- name: a\n\t  schedule: \"@every 5s\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2 is indented with a tab") {
+		t.Errorf("tab-indented file: err = %v; want a hint naming line 2 and tabs", err)
+	}
 }

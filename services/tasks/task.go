@@ -41,7 +41,11 @@ type Task struct {
 	Command  string        // run with sh -c
 	Timeout  time.Duration // a run is killed after this; 0: no limit
 	Retries  int           // further attempts after a failed or lost run
-	Missed   Missed        // policy for missed slots; "" means MissedLatest
+	// RetryBackoff is the wait before the first retry of a failed run; it
+	// doubles with every further attempt, up to MaxRetryBackoff. 0 means
+	// DefaultRetryBackoff. A lost run (its runner gone) is retried at once.
+	RetryBackoff time.Duration
+	Missed       Missed // policy for missed slots; "" means MissedLatest
 
 	sched schedule // parsed Schedule; nil until Validate succeeds
 }
@@ -60,6 +64,9 @@ func (t *Task) Validate() error {
 	}
 	if t.Retries < 0 {
 		v.add("retries", 0, nil, "retries %d: must be >= 0: use 0 for no retries", t.Retries)
+	}
+	if t.RetryBackoff < 0 {
+		v.add("retry_backoff", 0, nil, "retry_backoff %v: must not be negative: use 0 for the default (%s), or e.g. 10s", t.RetryBackoff, DefaultRetryBackoff)
 	}
 	v.checkMissed(string(t.Missed), 0)
 	if err := v.err(); err != nil {

@@ -305,3 +305,38 @@ func TestExamples(t *testing.T) {
 		t.Errorf("Examples: got shared tasks across calls; want fresh ones")
 	}
 }
+
+func TestHashNamesTheDefinition(t *testing.T) {
+	base := func() *Task {
+		return &Task{Name: "a", Schedule: "@every 5s", Command: "true", Retries: 1}
+	}
+	if a, b := base(), base(); a.Hash() != b.Hash() {
+		t.Fatal("the same definition hashes differently")
+	}
+	for name, change := range map[string]func(*Task){
+		"schedule":      func(t *Task) { t.Schedule = "@every 6s" },
+		"command":       func(t *Task) { t.Command = "false" },
+		"timeout":       func(t *Task) { t.Timeout = time.Second },
+		"retries":       func(t *Task) { t.Retries = 2 },
+		"retry_backoff": func(t *Task) { t.RetryBackoff = time.Second },
+		"missed":        func(t *Task) { t.Missed = MissedSkip },
+	} {
+		c := base()
+		change(c)
+		if c.Hash() == base().Hash() {
+			t.Errorf("changing %s keeps the hash", name)
+		}
+	}
+}
+
+func TestRetryDelayDoubles(t *testing.T) {
+	task := &Task{RetryBackoff: time.Second}
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 30: MaxRetryBackoff} {
+		if got := task.RetryDelay(attempt); got != want {
+			t.Errorf("RetryDelay(%d) = %v; want %v", attempt, got, want)
+		}
+	}
+	if got := (&Task{}).RetryDelay(1); got != DefaultRetryBackoff {
+		t.Errorf("default RetryDelay(1) = %v; want %v", got, DefaultRetryBackoff)
+	}
+}
