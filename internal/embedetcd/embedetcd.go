@@ -1,10 +1,13 @@
-// Package embedetcd starts the single-member etcd that the scheduler binary
-// runs when no --endpoints are given, so that it works on a fresh machine
-// with no flags. Unlike internal/etcdtest it keeps etcd's production
-// settings (fsync on, default election timing): its data is meant to last.
+// Package embedetcd starts embedded etcd servers: the single-member etcd
+// that the scheduler binary runs when no --endpoints are given (Start, with
+// etcd's production settings: fsync on, default election timing, since its
+// data is meant to last), and, through NewConfig and Run, the test servers
+// of internal/etcdtest and the split-brain campaign's members, which tune
+// the same configuration for speed.
 package embedetcd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,13 +24,35 @@ type Server struct {
 	ClientURL string
 }
 
-// Start starts etcd with its data in dir, serving clients on clientURL and
-// peers on peerURL (both should be loopback unless the operator means
-// otherwise). It waits until the server is ready.
+// Start starts the binary's etcd with its data in dir, serving clients on
+// clientURL and peers on peerURL (both should be loopback unless the
+// operator means otherwise), with production settings and the storage
+// bounds (see Bound). It waits until the server is ready.
 //
 // tweaks, if any, adjust the configuration last (a benchmark that must see
 // compaction within minutes shortens its retention).
 func Start(dir, clientURL, peerURL string, tweaks ...func(*embed.Config)) (*Server, error) {
+	cfg, err := NewConfig("leasehold", dir, clientURL, peerURL)
+	if err != nil {
+		return nil, err
+	}
+	Bound(cfg)
+	for _, tweak := range tweaks {
+		tweak(cfg)
+	}
+	e, err := Run(context.Background(), cfg, 60*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd (data in %s, clients on %s): %w", dir, clientURL, err)
+	}
+	return &Server{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// NewConfig is the one place an embedded etcd's configuration starts, for the
+// binary, the tests (internal/etcdtest) and the split-brain campaign's
+// members alike: member name, data directory, client and peer URLs
+// ("http://127.0.0.1:0" lets the system pick a port), a cluster of this
+// member alone (set InitialCluster for more), and etcd's own logs discarded.
+func NewConfig(name, dir, clientURL, peerURL string) (*embed.Config, error) {
 	cu, err := url.Parse(clientURL)
 	if err != nil {
 		return nil, fmt.Errorf("client URL %q: %w", clientURL, err)
@@ -37,30 +62,38 @@ func Start(dir, clientURL, peerURL string, tweaks ...func(*embed.Config)) (*Serv
 		return nil, fmt.Errorf("peer URL %q: %w", peerURL, err)
 	}
 	cfg := embed.NewConfig()
-	cfg.Name = "leasehold"
+	cfg.Name = name
 	cfg.Dir = dir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	Bound(cfg)
-	for _, tweak := range tweaks {
-		tweak(cfg)
-	}
+	return cfg, nil
+}
+
+// Run starts etcd with cfg and waits until it serves (for a cluster: until
+// it has a leader), until ctx ends, or for at most wait. On any error the
+// server is closed.
+func Run(ctx context.Context, cfg *embed.Config, wait time.Duration) (*embed.Etcd, error) {
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("start embedded etcd (data in %s, clients on %s): %w", dir, clientURL, err)
+		return nil, err
 	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return nil, fmt.Errorf("start embedded etcd: %w", err)
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, errors.New("start embedded etcd: not ready after 60s")
+		return e, nil
+	case err = <-e.Err():
+	case <-e.Server.StopNotify():
+		err = errors.New("the server stopped before becoming ready")
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	case <-timer.C:
+		err = fmt.Errorf("not ready after %s", wait)
 	}
-	return &Server{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+	e.Close()
+	return nil, err
 }
 
 // Storage bounds of the embedded etcd (see Bound).

@@ -1,16 +1,16 @@
 package etcdtest
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/embedetcd"
 )
 
 // startTimeout bounds how long StartServer waits for the server to become
@@ -51,51 +51,12 @@ func Start(t testing.TB, tweaks ...func(*embed.Config)) *Server {
 // Close every client of the server before calling stop: the server waits
 // several seconds for open gRPC streams otherwise.
 func StartServer(dir string, tweaks ...func(*embed.Config)) (*Server, func(), error) {
-	cfg := newConfig(dir)
-	for _, tweak := range tweaks {
-		tweak(cfg)
-	}
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("start etcd: %w", err)
-	}
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		e.Close()
-		return nil, nil, fmt.Errorf("start etcd: %w", err)
-	case <-e.Server.StopNotify():
-		e.Close()
-		return nil, nil, errors.New("start etcd: server stopped before becoming ready")
-	case <-timer.C:
-		e.Close()
-		return nil, nil, fmt.Errorf("start etcd: not ready after %v", startTimeout)
-	}
-	s := &Server{
-		Etcd:     e,
-		Endpoint: "http://" + e.Clients[0].Addr().String(),
-	}
-	return s, sync.OnceFunc(e.Close), nil
-}
-
-// newConfig returns an embed config for a fast, quiet, loopback-only
-// single-member server with its data in dir.
-func newConfig(dir string) *embed.Config {
-	cfg := embed.NewConfig()
-	cfg.Name = "etcdtest"
-	cfg.Dir = dir
-
 	// Port 0 lets the OS pick free ports, so parallel tests and packages
 	// never collide. The real client address is read back after start.
-	loopback := []url.URL{{Scheme: "http", Host: "127.0.0.1:0"}}
-	cfg.ListenClientUrls = loopback
-	cfg.AdvertiseClientUrls = loopback
-	cfg.ListenPeerUrls = loopback
-	cfg.AdvertisePeerUrls = loopback
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-
+	cfg, err := embedetcd.NewConfig("etcdtest", dir, "http://127.0.0.1:0", "http://127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
 	// A 10ms tick elects the single member in ~50ms instead of ~1s and
 	// lowers the minimum lease TTL from 2s to 1s, so lease expiry tests
 	// are quick too.
@@ -103,9 +64,18 @@ func newConfig(dir string) *embed.Config {
 	cfg.ElectionMs = 100
 	// Tests never survive a power loss; fsync only costs time.
 	cfg.UnsafeNoFsync = true
-
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	return cfg
+	for _, tweak := range tweaks {
+		tweak(cfg)
+	}
+	e, err := embedetcd.Run(context.Background(), cfg, startTimeout)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start etcd: %w", err)
+	}
+	s := &Server{
+		Etcd:     e,
+		Endpoint: "http://" + e.Clients[0].Addr().String(),
+	}
+	return s, sync.OnceFunc(e.Close), nil
 }
 
 // Client returns a new client to the server, closed in t.Cleanup. Since

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/embedetcd"
 )
 
 // EtcdSettings are the timing settings of a campaign's etcd members.
@@ -73,46 +71,32 @@ func ParseMember(args []string) (Member, error) {
 // goes away.
 func RunMember(m Member) error {
 	ExitWithParent()
-	cu, err := url.Parse(m.ClientURL)
+	cfg, err := embedetcd.NewConfig(m.Name, m.Dir, m.ClientURL, m.PeerURL)
 	if err != nil {
 		return err
 	}
-	pu, err := url.Parse(m.PeerURL)
-	if err != nil {
-		return err
-	}
-	cfg := embed.NewConfig()
-	cfg.Name = m.Name
-	cfg.Dir = m.Dir
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 	cfg.InitialCluster = m.Cluster
 	cfg.InitialClusterToken = "splitbrain"
 	cfg.TickMs = m.Settings.TickMs
 	cfg.ElectionMs = m.Settings.ElectionMs
 	cfg.UnsafeNoFsync = m.Settings.NoFsync
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	e, err := embed.StartEtcd(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e, err := embedetcd.Run(ctx, cfg, time.Hour) // the campaign bounds its own wait
+	if ctx.Err() != nil {
+		return nil // stopped before it served
+	}
 	if err != nil {
 		return fmt.Errorf("start etcd member %s: %w", m.Name, err)
 	}
 	defer e.Close()
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		return fmt.Errorf("etcd member %s: %w", m.Name, err)
-	case <-stop:
-		return nil
-	}
 	fmt.Println("READY", m.ClientURL)
 	select {
 	case err := <-e.Err():
 		return fmt.Errorf("etcd member %s: %w", m.Name, err)
 	case <-e.Server.StopNotify():
 		return errors.New("etcd member stopped")
-	case <-stop:
+	case <-ctx.Done():
 		return nil
 	}
 }
