@@ -37,7 +37,7 @@ func fakeGroup(t *testing.T, clk *clock.Fake, overruns chan Overrun, children ..
 func startRun(c *child) (context.Context, func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ctx, cancel := context.WithCancelCause(c.ctx)
+	ctx, cancel := context.WithCancelCause(c.base)
 	c.mu.running, c.mu.runCancel, c.mu.idle = true, cancel, make(chan struct{})
 	c.n.mu.Lock()
 	c.n.mu.running++

@@ -27,10 +27,6 @@ type childKey struct{}
 type child struct {
 	n *node
 	g *Group
-	// ctx ends only by the group's teardown or by removal: the parent
-	// decides the stop order.
-	ctx  context.Context
-	stop context.CancelCauseFunc
 	// base carries the values every run's context has (the child itself,
 	// and through the group the lease, term and scope). It cannot be
 	// cancelled: halt cancels the current run directly, so a run's context
@@ -49,15 +45,38 @@ type child struct {
 		runCancel context.CancelCauseFunc // stops the current run only
 		ready     bool                    // running and, if AwaitReady, has called Ready
 		done      bool                    // ended for good (temporary, transient success, ErrDoNotRestart)
+		// stopped is set by halt (the group's teardown or a removal, never
+		// anything else: the parent decides the stop order); stoppedCh, made
+		// only for a child that waits (backoff, its turn), closes with it.
+		stopped   bool
+		stoppedCh chan struct{}
 	}
 }
 
 func newChild(n *node, g *Group) *child {
 	c := &child{n: n, g: g}
-	detached := context.WithoutCancel(g.ctx)
-	c.ctx, c.stop = context.WithCancelCause(detached)
-	c.base = context.WithValue(detached, childKey{}, c)
+	c.base = context.WithValue(context.WithoutCancel(g.ctx), childKey{}, c)
 	return c
+}
+
+// isStopped reports whether halt was called.
+func (c *child) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.stopped
+}
+
+// stoppedC returns a channel closed once halt is called.
+func (c *child) stoppedC() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.stopped {
+		return closed
+	}
+	if c.mu.stoppedCh == nil {
+		c.mu.stoppedCh = make(chan struct{})
+	}
+	return c.mu.stoppedCh
 }
 
 func (c *child) String() string { return c.n.path }
@@ -102,7 +121,7 @@ func (c *child) Serve(context.Context) error {
 		started := c.n.rt.opts.Clock.Now()
 		err := c.invoke(runCtx)
 		regroup := c.end(runCtx, err)
-		if c.ctx.Err() != nil {
+		if c.isStopped() {
 			break
 		}
 		if regroup {
@@ -176,7 +195,7 @@ func (c *child) begin() (context.Context, bool) {
 func (c *child) beginLocked() (context.Context, bool, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ctx.Err() != nil {
+	if c.mu.stopped {
 		return nil, false, false
 	}
 	at, ok := c.g.mayStart()
@@ -206,7 +225,7 @@ func (c *child) end(runCtx context.Context, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.runCancel(nil)
-	stopped := c.ctx.Err() != nil
+	stopped := c.mu.stopped
 	regroup := !stopped && errors.Is(context.Cause(runCtx), errGroupRestart)
 	if err == nil && !stopped && !regroup {
 		err = errReturned
@@ -257,8 +276,14 @@ func (c *child) invoke(ctx context.Context) (err error) {
 // halt stops the child for good (teardown or removal) and returns a channel
 // closed once it is idle.
 func (c *child) halt(cause error) <-chan struct{} {
-	c.stop(cause) // begin, under c.mu, starts no run after this
 	c.mu.Lock()
+	// begin, under c.mu, starts no run after this.
+	if !c.mu.stopped {
+		c.mu.stopped = true
+		if c.mu.stoppedCh != nil {
+			close(c.mu.stoppedCh)
+		}
+	}
 	if c.mu.running {
 		c.mu.runCancel(cause)
 	}

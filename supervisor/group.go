@@ -240,13 +240,13 @@ func (g *Group) mayStart() (clock.Time, bool) {
 // whole group is stopped first.
 func (g *Group) sleep(c *child, d time.Duration) bool {
 	if d <= 0 {
-		return c.ctx.Err() == nil && g.live.Err() == nil
+		return !c.isStopped() && g.live.Err() == nil
 	}
 	clk := g.n.rt.opts.Clock
 	t := clk.NewTimer(clk.Now().Add(d))
 	defer t.Stop()
 	select {
-	case <-c.ctx.Done():
+	case <-c.stoppedC():
 		return false
 	case <-g.live.Done():
 		return false
@@ -271,7 +271,7 @@ func (g *Group) notify() {
 // ready or ended for good. It reports false when the child is stopped first.
 func (g *Group) awaitTurn(c *child) bool {
 	if !g.n.spec.Ordered {
-		return c.ctx.Err() == nil
+		return !c.isStopped()
 	}
 	for {
 		g.mu.Lock()
@@ -292,11 +292,11 @@ func (g *Group) awaitTurn(c *child) bool {
 			}
 		}
 		if clear {
-			return c.ctx.Err() == nil
+			return !c.isStopped()
 		}
 		select {
 		case <-changed:
-		case <-c.ctx.Done():
+		case <-c.stoppedC():
 			return false
 		}
 	}
