@@ -225,13 +225,13 @@ func TestRetryBackoffAndExhaustion(t *testing.T) {
 	logs := newCapture()
 	ts := mustTask(t, "tasks:\n  - name: t\n    schedule: \"@every 1h\"\n    command: \"exit 3\"\n    retries: 2\n    retry_backoff: 400ms\n")
 	metrics := NewMetrics(prometheus.NewRegistry())
-	n := startTestNode(t, c, Config{Layout: layout, NodeID: "n1", Tasks: ts, Log: slog.New(logs), Grace: time.Second, Metrics: metrics})
-	// The task is new: nothing is due until the next hour. Put a due slot
-	// in the past as its schedule, so one slot is due now (missed: latest).
-	_ = n
+	// A new task is due only from the next hour. Its schedule, put before
+	// the leader first reads it, says it last ran two hours ago, so one
+	// slot is due now (missed: latest).
 	if _, err := c.Put(context.Background(), layout.Schedule("t"), tasks.SlotKey(time.Now().Add(-2*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
+	startTestNode(t, c, Config{Layout: layout, NodeID: "n1", Tasks: ts, Log: slog.New(logs), Grace: time.Second, Metrics: metrics})
 	await(t, "retries exhausted", func() bool { return logs.count(slog.LevelError, "run failed; no retries left") == 1 })
 	fails := logs.lines("run failed; it will be retried")
 	if len(fails) != 2 {
