@@ -323,10 +323,19 @@ func (s *Scheduler) lastSlot(ctx context.Context, term *leases.Term, v *view, ta
 	}
 	start := now.Add(-2 * cmp.Or(s.Tick, 250*time.Millisecond)).Truncate(time.Second)
 	key := s.Layout.Schedule(task.Name)
-	_, err := term.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, tasks.SlotKey(start))).Commit()
+	resp, err := term.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, tasks.SlotKey(start))).Else(clientv3.OpGet(key)).Commit()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("start schedule of %s: %w", task.Name, err)
+	}
+	if !resp.Succeeded {
+		// The key was written since this round's view was read (an
+		// operator, or a restore): it, not now, says where the task is.
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 {
+			if last, perr := tasks.ParseSlotKey(string(kvs[0].Value)); perr == nil {
+				start = last
+			}
+		}
 	}
 	v.last[task.Name] = start
 	return start, nil
