@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/debug/internal/textfmt"
 	"github.com/leasehold/leasehold/supervisor"
 )
 
@@ -82,17 +83,17 @@ func TestRenderColor(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		ansiGreen + "held       " + ansiReset,
-		ansiGreen + "leading    " + ansiReset,
-		ansiYellow + "backoff    " + ansiReset,
-		ansiBold + ansiYellow + "LEADER token 15" + ansiReset,
-		ansiRed + "last error: exit status 3: rsync: connection refused" + ansiReset,
+		textfmt.Green + "held       " + textfmt.Reset,
+		textfmt.Green + "leading    " + textfmt.Reset,
+		textfmt.Yellow + "backoff    " + textfmt.Reset,
+		textfmt.Bold + textfmt.Yellow + "LEADER token 15" + textfmt.Reset,
+		textfmt.Red + "last error: exit status 3: rsync: connection refused" + textfmt.Reset,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("coloured output lacks %q:\n%s", want, out)
 		}
 	}
-	plain := strings.NewReplacer(ansiReset, "", ansiBold, "", ansiDim, "", ansiRed, "", ansiGreen, "", ansiYellow, "", ansiCyan, "").Replace(out)
+	plain := strings.NewReplacer(textfmt.Reset, "", textfmt.Bold, "", textfmt.Dim, "", textfmt.Red, "", textfmt.Green, "", textfmt.Yellow, "", textfmt.Cyan, "").Replace(out)
 	if plain != golden {
 		t.Errorf("without its escapes, the coloured output differs from the plain one:\n%s", plain)
 	}
