@@ -236,22 +236,11 @@ func (g *Group) mayStart() (clock.Time, bool) {
 	return now, true
 }
 
-// sleep waits d on the runtime's clock for c, reporting false when c or the
-// whole group is stopped first.
-func (g *Group) sleep(c *child, d time.Duration) bool {
-	if d <= 0 {
-		return !c.isStopped() && g.live.Err() == nil
-	}
-	clk := g.n.rt.opts.Clock
-	t := clk.NewTimer(clk.Now().Add(d))
-	defer t.Stop()
-	select {
-	case <-c.stoppedC():
-		return false
-	case <-g.live.Done():
-		return false
-	case <-t.C():
-		return true
+// sleep waits d on the runtime's clock for c, or until c or the whole group
+// is stopped.
+func (g *Group) sleep(c *child, d time.Duration) {
+	if d > 0 {
+		g.n.rt.sleep(d, c.stoppedC(), g.live.Done())
 	}
 }
 
@@ -365,13 +354,13 @@ func (g *Group) failed(c *child, err error) bool {
 	return true
 }
 
-// pause waits out a suture-style backoff pause of the group, reporting false
-// when the child is stopped first.
-func (g *Group) pause(c *child) bool {
+// pause waits out a suture-style backoff pause of the group, or until the
+// child or the group is stopped.
+func (g *Group) pause(c *child) {
 	g.mu.Lock()
 	until := g.mu.pausedUntil
 	g.mu.Unlock()
-	return g.sleep(c, until.Sub(g.n.rt.opts.Clock.Now()))
+	g.sleep(c, until.Sub(g.n.rt.opts.Clock.Now()))
 }
 
 // intensityUsed is the number of restarts within the current period.

@@ -31,7 +31,7 @@ func (n *node) serveLease(ctx context.Context) error {
 			n.recordErr(err)
 			n.rt.emit(Event{Kind: EventAcquireFailed, Path: n.path, Node: n.spec.Kind, Err: err})
 			n.rt.log.Warn("cannot acquire lease; retrying", "node", n.path, "attempt", attempt, "retry_in", wait, "err", err)
-			n.rt.sleep(ctx, wait)
+			n.rt.sleep(wait, ctx.Done(), nil)
 			continue
 		}
 		started := n.rt.opts.Clock.Now()
@@ -49,7 +49,7 @@ func (n *node) serveLease(ctx context.Context) error {
 			attempt = 0
 		}
 		attempt++
-		n.rt.sleep(ctx, n.rt.opts.Reacquire.delay(attempt))
+		n.rt.sleep(n.rt.opts.Reacquire.delay(attempt), ctx.Done(), nil)
 	}
 	n.setState(StateStopped)
 	return nil

@@ -165,18 +165,18 @@ func (r *Runtime) background(f func()) {
 	}()
 }
 
-// sleep waits for d on the runtime's clock, or until ctx ends, and reports
-// whether ctx is still live.
-func (r *Runtime) sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d on the runtime's clock, or until stop or also (either
+// may be nil) is closed. Every wait of the runtime (re-acquire backoff,
+// restart backoff, a paused group) goes through it.
+func (r *Runtime) sleep(d time.Duration, stop, also <-chan struct{}) {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return
 	}
 	t := r.opts.Clock.NewTimer(r.opts.Clock.Now().Add(d))
 	defer t.Stop()
 	select {
-	case <-ctx.Done():
-		return false
+	case <-stop:
+	case <-also:
 	case <-t.C():
-		return true
 	}
 }
