@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -43,28 +42,10 @@ func (l *LeaderLog) Serve(ctx context.Context) error {
 	if err := report(); err != nil {
 		return fmt.Errorf("read leader: %w", err)
 	}
-	for {
-		// The watch channel may close only long after ctx ends while etcd
-		// is unreachable: ctx is what bounds the stop.
-		var wr clientv3.WatchResponse
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil
-		case wr, ok = <-w:
-		}
-		if !ok {
-			break
-		}
-		if err := wr.Err(); err != nil {
-			return fmt.Errorf("watch leader: %w", err)
-		}
+	return follow(ctx, w, "leader", func(clientv3.WatchResponse) error {
 		if err := report(); err != nil {
 			return fmt.Errorf("read leader: %w", err)
 		}
-	}
-	if ctx.Err() != nil {
 		return nil
-	}
-	return errors.New("watch leader ended")
+	})
 }

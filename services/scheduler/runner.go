@@ -54,22 +54,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	w := r.Client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	for {
-		// The watch channel may close only long after ctx ends while etcd
-		// is unreachable: ctx is what bounds the stop.
-		var wr clientv3.WatchResponse
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil
-		case wr, ok = <-w:
-		}
-		if !ok {
-			break
-		}
-		if err := wr.Err(); err != nil {
-			return fmt.Errorf("watch assignments: %w", err)
-		}
+	return follow(ctx, w, "assignments", func(wr clientv3.WatchResponse) error {
 		for _, ev := range wr.Events {
 			switch ev.Type {
 			case clientv3.EventTypePut:
@@ -82,11 +67,8 @@ func (r *Runner) Serve(ctx context.Context) error {
 				}
 			}
 		}
-	}
-	if ctx.Err() != nil {
 		return nil
-	}
-	return errors.New("watch assignments ended")
+	})
 }
 
 // unitName names the unit of the assignment key task/slot.
