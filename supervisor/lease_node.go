@@ -228,9 +228,7 @@ func (n *node) tokenOf(t *leases.Term) int64 {
 // revoked after the node's next grant (see revokeUnrevoked).
 func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)) {
 	n.rt.background(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), lease.TTL())
-		defer cancel()
-		err := lease.Revoke(ctx)
+		err := revokeWithinTTL(lease)
 		if err != nil {
 			n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(lease.ID())), "err", err)
 			n.mu.Lock()
@@ -252,10 +250,16 @@ func (n *node) revokeUnrevoked() {
 	n.mu.unrevoked = nil
 	n.mu.Unlock()
 	for _, l := range old {
-		rctx, cancel := context.WithTimeout(context.Background(), l.TTL())
-		if err := l.Revoke(rctx); err != nil {
+		if err := revokeWithinTTL(l); err != nil {
 			n.rt.log.Debug("cannot revoke an earlier lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(l.ID())), "err", err)
 		}
-		cancel()
 	}
+}
+
+// revokeWithinTTL revokes l, giving up after its TTL, when etcd will have
+// expired it anyway.
+func revokeWithinTTL(l *leases.Lease) error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.TTL())
+	defer cancel()
+	return l.Revoke(ctx)
 }
