@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -22,10 +22,11 @@ const (
 	StateLeading     = "leading"
 )
 
-// node is the live state of one Spec node; it outlives the node's terms.
+// node is the live state of one node of the tree; it outlives the node's
+// terms. It is a member of its parent's group (see member.go).
 type node struct {
 	rt       *Runtime
-	spec     *Spec
+	spec     *nodeSpec
 	lease    *leases.Config // lease and election nodes: the resolved config
 	path     string
 	parent   *node
@@ -34,8 +35,9 @@ type node struct {
 	// other kinds, so that a service's node stays small.
 	stepDown *stepDown
 
-	// mu is taken after Group.mu or child.mu, and a parent's before a
-	// child's is never needed: snapshots lock one node at a time.
+	// mu is a leaf lock (the engine calls the node's hooks under its own
+	// child lock, so mu is taken after it); a parent's and a child's are
+	// never held together: snapshots lock one node at a time.
 	mu struct {
 		sync.Mutex
 		state    string
@@ -65,7 +67,7 @@ func (n *node) allChildren() []*node {
 	return append(append([]*node(nil), n.children...), n.mu.dynamic...)
 }
 
-func (r *Runtime) build(s *Spec, parent *node) *node {
+func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 	n := &node{rt: r, spec: s, parent: parent, path: s.Name}
 	if parent != nil {
 		n.path = parent.path + "/" + s.Name
@@ -140,23 +142,12 @@ func (n *node) serveRoot(ctx context.Context) {
 	}
 }
 
-// parentChild is n as a child of its parent's current group, if any.
-func (n *node) parentChild() *child {
+// parentGroup is the current group of n's parent, if any.
+func (n *node) parentGroup() *Group {
 	if n.parent == nil {
 		return nil
 	}
 	n.parent.mu.Lock()
-	g := n.parent.mu.group
-	n.parent.mu.Unlock()
-	if g == nil {
-		return nil
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, c := range g.mu.kids {
-		if c.n == n {
-			return c
-		}
-	}
-	return nil
+	defer n.parent.mu.Unlock()
+	return n.parent.mu.group
 }

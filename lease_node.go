@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -27,11 +27,11 @@ func (n *node) serveLease(ctx context.Context) error {
 				break
 			}
 			attempt++
-			wait := n.rt.opts.Reacquire.delay(attempt)
+			wait := n.rt.opts.Reacquire.Delay(attempt)
 			n.recordErr(err)
 			n.rt.emit(Event{Kind: EventAcquireFailed, Path: n.path, Node: n.spec.Kind, Err: err})
 			n.rt.log.Warn("cannot acquire lease; retrying", "node", n.path, "attempt", attempt, "retry_in", wait, "err", err)
-			n.rt.sleep(wait, ctx.Done(), nil)
+			n.rt.sleep(wait, ctx.Done())
 			continue
 		}
 		started := n.rt.opts.Clock.Now()
@@ -49,7 +49,7 @@ func (n *node) serveLease(ctx context.Context) error {
 			attempt = 0
 		}
 		attempt++
-		n.rt.sleep(n.rt.opts.Reacquire.delay(attempt), ctx.Done(), nil)
+		n.rt.sleep(n.rt.opts.Reacquire.Delay(attempt), ctx.Done())
 	}
 	n.setState(StateStopped)
 	return nil
