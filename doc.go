@@ -20,6 +20,14 @@
 // only after its subtree has stopped. Inside a service, TermOf(ctx) gives the
 // enclosing election's fencing token and fenced transactions.
 //
-// The packages below do the work: leases (conservative leases, elections,
-// fencing), supervisor (lease-owned supervisors, stop tracking, snapshots).
+// # One front door
+//
+// Everything a user names is exported here, once: the tree's constructors
+// and options, Run, New and Runtime (Snapshot, StepDown), Options, Event and
+// its kinds, node states and kinds, the overrun policies, Group (GroupOf),
+// LeaseOf, TermOf, RuntimeOf and Ready, and the errors. The fencing types
+// (leases.Lease, leases.Term) stay in package leases, which can also be used
+// on its own. Package supervisor is the engine that runs each node's
+// children with OTP semantics; it exports only its contract with this
+// package, and no name exported here is exported there.
 package leasehold

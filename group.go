@@ -109,7 +109,7 @@ func (n *node) runChildren(ctx context.Context, sc scope, onStop func(error)) er
 	for i, c := range n.children {
 		members[i] = c
 	}
-	g.kids = supervisor.New(supervisor.Config{
+	g.kids = supervisor.NewChildren(supervisor.Config{
 		Name:   n.path,
 		Rules:  &n.spec.GroupRules,
 		Clock:  n.rt.opts.Clock,

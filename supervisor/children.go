@@ -73,9 +73,9 @@ type dynamicChild struct {
 	forgotten sync.Once // dropped from the group once removed and returned
 }
 
-// New prepares a group of members, in declaration order. Nothing starts
+// NewChildren prepares a group of members, in declaration order. Nothing starts
 // until Run.
-func New(cfg Config, host Host, members []Member) *Children {
+func NewChildren(cfg Config, host Host, members []Member) *Children {
 	g := &Children{cfg: cfg, host: host, intensity: cfg.Rules.Intensity.OrDefault(), base: context.WithoutCancel(cfg.Values)}
 	g.mu.dynamic = make(map[string]*dynamicChild)
 	g.mu.changed = make(chan struct{})
