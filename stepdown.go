@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/leasehold/leasehold/leases"
@@ -65,6 +67,8 @@ type stepDown struct {
 	ended   chan struct{}           // closed once that term has ended and its lease is revoked
 	asked   *StepDownOptions        // set when the armed term was asked to step down
 	stayOut *StepDownOptions        // the request to honour once the term has ended
+	// stayOutKey is that term's election key, which the stay-out ignores.
+	stayOutKey string
 }
 
 // arm records the leading term; the returned func disarms it when the term
@@ -77,7 +81,7 @@ func (sd *stepDown) arm(t *leases.Term, cancel context.CancelCauseFunc) func() {
 	return func() {
 		sd.mu.Lock()
 		defer sd.mu.Unlock()
-		sd.stayOut = sd.asked
+		sd.stayOut, sd.stayOutKey = sd.asked, t.Key()
 		sd.term, sd.cancel, sd.asked = nil, nil, nil
 		close(ended)
 	}
@@ -176,7 +180,7 @@ func (n *node) afterStepDown(ctx context.Context) bool {
 		return false // not an election
 	}
 	sd.mu.Lock()
-	opts := sd.stayOut
+	opts, ownKey := sd.stayOut, sd.stayOutKey
 	sd.stayOut = nil
 	sd.mu.Unlock()
 	if opts == nil {
@@ -186,18 +190,20 @@ func (n *node) afterStepDown(ctx context.Context) bool {
 	n.rt.emit(Event{Kind: EventSteppedDown, Path: n.path, Node: n.spec.Kind})
 	wctx, cancel := context.WithTimeout(ctx, opts.StayOut)
 	defer cancel()
-	awaitLeader(wctx, n.rt.client, n.spec.Prefix+"/")
+	awaitLeader(wctx, n.rt.client, n.spec.Prefix+"/", ownKey)
 	return true
 }
 
 // EventSteppedDown: an election stepped down and stays out of the race.
 const EventSteppedDown EventKind = "election.stepped_down"
 
-// awaitLeader returns once a key exists under prefix (another node's: this
-// node's lease is revoked), or ctx ends.
-func awaitLeader(ctx context.Context, c *clientv3.Client, prefix string) {
+// awaitLeader returns once a key other than own exists under prefix
+// (another node campaigns or leads), or ctx ends. own, the stepped-down
+// term's key, is normally revoked by then; it is ignored in case the revoke
+// failed and etcd has yet to expire it.
+func awaitLeader(ctx context.Context, c *clientv3.Client, prefix, own string) {
 	for ctx.Err() == nil {
-		resp, err := c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithLimit(2))
 		if err != nil {
 			t := time.NewTimer(100 * time.Millisecond) // etcd unreachable: retry, not spin
 			select {
@@ -207,12 +213,12 @@ func awaitLeader(ctx context.Context, c *clientv3.Client, prefix string) {
 			t.Stop()
 			continue
 		}
-		if resp.Count > 0 {
+		if slices.ContainsFunc(resp.Kvs, func(kv *mvccpb.KeyValue) bool { return string(kv.Key) != own }) {
 			return
 		}
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		for wr := range c.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithFilterDelete()) {
-			if wr.Err() != nil || len(wr.Events) > 0 {
+			if wr.Err() != nil || slices.ContainsFunc(wr.Events, func(e *clientv3.Event) bool { return string(e.Kv.Key) != own }) {
 				break
 			}
 		}
