@@ -2,15 +2,12 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/leases"
 )
 
 // The group's await on a fake clock, without etcd: a child past its own
@@ -101,27 +98,4 @@ func TestAwaitAppliesTheOverrunPolicyAtShutdownOnTheClock(t *testing.T) {
 	default:
 	}
 	stuckReturn()
-}
-
-// Shutdowns that add up to exactly the stop budget could never fire their own
-// timers (the lease's deadline comes first): validation refuses them, and
-// accepts them once they leave one Guard for the teardown's own latency, the
-// same rule the runtime's timeline follows (FenceAt + Guard + Shutdowns <=
-// HeldUntil).
-func TestShutdownsMustLeaveOneGuardOfTheStopBudget(t *testing.T) {
-	tree := func(shutdown time.Duration) *Spec {
-		return &Spec{Kind: KindLease, Name: "l",
-			Lease: leases.Config{TTL: 3 * time.Second, StopBudget: time.Second, Guard: 100 * time.Millisecond},
-			Children: []*Spec{
-				{Kind: KindService, Name: "a", Service: serviceFunc(nil), Shutdown: shutdown / 2},
-				{Kind: KindSupervisor, Name: "s", Children: []*Spec{{Kind: KindService, Name: "b", Service: serviceFunc(nil), Shutdown: shutdown / 2}}},
-			}}
-	}
-	// The supervisor stops first, then the service: the worst case is the sum.
-	if err := Validate(tree(time.Second)); !errors.Is(err, ErrInvalidTree) || !strings.Contains(err.Error(), "plus one Guard") {
-		t.Errorf("Shutdowns summing to the whole StopBudget: Validate = %v; want an error naming the Guard", err)
-	}
-	if err := Validate(tree(900 * time.Millisecond)); err != nil {
-		t.Errorf("Shutdowns summing to StopBudget - Guard: Validate = %v; want nil", err)
-	}
 }

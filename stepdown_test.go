@@ -1,43 +1,22 @@
-package supervisor
+package leasehold_test
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/internal/evtest"
-	"github.com/leasehold/leasehold/leases"
 )
 
 // runAs runs an election "e" on /stepdown as node id until the test ends.
-func runAs(t *testing.T, srv *etcdtest.Server, id string) (*Runtime, events) {
+func runAs(t *testing.T, srv *etcdtest.Server, id string) *running {
 	t.Helper()
-	ev := events{evtest.New[Event]()}
-	root := &Spec{Kind: KindElection, Name: "e", Prefix: "/stepdown", Lease: leases.Config{TTL: 2 * time.Second},
-		Children: []*Spec{service("s", func(ctx context.Context) error { <-ctx.Done(); return nil })}}
-	rt, err := New(srv.Client(t), root, Options{
-		NodeID: id, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnEvent: ev.on,
-		Overrun: func(o Overrun) { t.Errorf("overrun: %+v", o) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: Run = %v", id, err)
-		}
-	})
-	return rt, ev
+	tree := leasehold.Election("e", "/stepdown", short, leasehold.Func("s", block, fastRestart))
+	return start(t, srv.Client(t), tree, leasehold.Options{NodeID: id})
 }
 
 func leaderOf(t *testing.T, c *clientv3.Client) (string, int64) {
@@ -59,31 +38,31 @@ func TestStepDownToSuccessor(t *testing.T) {
 	c := srv.Client(t)
 	ctx := context.Background()
 
-	a, aev := runAs(t, srv, "a")
-	if err := a.StepDown(ctx, "e", StepDownOptions{}); !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoSuccessor) {
+	a := runAs(t, srv, "a")
+	if err := a.rt.StepDown(ctx, "e", leasehold.StepDownOptions{}); !errors.Is(err, leasehold.ErrNotLeader) && !errors.Is(err, leasehold.ErrNoSuccessor) {
 		t.Errorf("alone: StepDown = %v; want ErrNotLeader or ErrNoSuccessor", err)
 	}
-	elected := aev.await(t, EventElected, "e")
-	if err := a.StepDown(ctx, "e", StepDownOptions{}); !errors.Is(err, ErrNoSuccessor) {
+	elected := a.rec.next(t, leasehold.EventElected, "e")
+	if err := a.rt.StepDown(ctx, "e", leasehold.StepDownOptions{}); !errors.Is(err, leasehold.ErrNoSuccessor) {
 		t.Errorf("alone: StepDown = %v; want ErrNoSuccessor", err)
 	}
-	b, bev := runAs(t, srv, "b")
-	_, cev := runAs(t, srv, "c")
-	bev.await(t, EventCampaigning, "e")
-	cev.await(t, EventCampaigning, "e")
+	b := runAs(t, srv, "b")
+	cn := runAs(t, srv, "c")
+	b.rec.next(t, leasehold.EventCampaigning, "e")
+	cn.rec.next(t, leasehold.EventCampaigning, "e")
 	pollKeys(t, c, 3)
 
 	for name, tc := range map[string]struct {
-		rt   *Runtime
+		rt   *leasehold.Runtime
 		path string
-		opts StepDownOptions
+		opts leasehold.StepDownOptions
 		want error
 	}{
-		"not the leader":    {b, "e", StepDownOptions{}, ErrNotLeader},
-		"stale token":       {a, "e", StepDownOptions{Token: elected.Token - 1}, ErrNotLeader},
-		"unknown successor": {a, "e", StepDownOptions{Successor: "nobody"}, ErrNoSuccessor},
-		"not an election":   {a, "e/s", StepDownOptions{}, ErrNoSuchNode},
-		"no such path":      {a, "x", StepDownOptions{}, ErrNoSuchNode},
+		"not the leader":    {b.rt, "e", leasehold.StepDownOptions{}, leasehold.ErrNotLeader},
+		"stale token":       {a.rt, "e", leasehold.StepDownOptions{Token: elected.Token - 1}, leasehold.ErrNotLeader},
+		"unknown successor": {a.rt, "e", leasehold.StepDownOptions{Successor: "nobody"}, leasehold.ErrNoSuccessor},
+		"not an election":   {a.rt, "e/s", leasehold.StepDownOptions{}, leasehold.ErrNoSuchNode},
+		"no such path":      {a.rt, "x", leasehold.StepDownOptions{}, leasehold.ErrNoSuchNode},
 	} {
 		if err := tc.rt.StepDown(ctx, tc.path, tc.opts); !errors.Is(err, tc.want) {
 			t.Errorf("%s: StepDown = %v; want %v", name, err, tc.want)
@@ -93,19 +72,19 @@ func TestStepDownToSuccessor(t *testing.T) {
 		t.Fatalf("after refused requests the leader is %q (token %d); want a (%d)", who, token, elected.Token)
 	}
 
-	if err := a.StepDown(ctx, "e", StepDownOptions{Successor: "c", Token: elected.Token}); err != nil {
+	if err := a.rt.StepDown(ctx, "e", leasehold.StepDownOptions{Successor: "c", Token: elected.Token}); err != nil {
 		t.Fatalf("StepDown to c: %v", err)
 	}
-	aev.await(t, EventSteppedDown, "e")
-	next := cev.await(t, EventElected, "e")
+	a.rec.next(t, leasehold.EventSteppedDown, "e")
+	next := cn.rec.next(t, leasehold.EventElected, "e")
 	if next.Token <= elected.Token {
 		t.Errorf("c's token %d is not above a's %d", next.Token, elected.Token)
 	}
 	if who, _ := leaderOf(t, c); who != "c" {
 		t.Errorf("leader %q; want c", who)
 	}
-	for _, e := range bev.All() {
-		if e.Kind == EventElected {
+	for _, e := range b.rec.all() {
+		if e.Kind == leasehold.EventElected {
 			t.Errorf("b was elected although c was named: %+v", e)
 		}
 	}
@@ -113,9 +92,11 @@ func TestStepDownToSuccessor(t *testing.T) {
 	pollKeys(t, c, 3)
 }
 
+// pollKeys waits until n candidates' keys are under /stepdown/. Keys are
+// etcd's state, not events of one runtime, so they are polled.
 func pollKeys(t *testing.T, c *clientv3.Client, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		resp, err := c.Get(context.Background(), "/stepdown/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err == nil && resp.Count == n {
@@ -132,18 +113,18 @@ func pollKeys(t *testing.T, c *clientv3.Client, n int64) {
 // then leads again in a new term.
 func TestStepDownForcedStaysOut(t *testing.T) {
 	srv := etcdtest.Start(t)
-	a, aev := runAs(t, srv, "a")
-	first := aev.await(t, EventElected, "e")
-	if err := a.StepDown(context.Background(), "e", StepDownOptions{Force: true, StayOut: 300 * time.Millisecond}); err != nil {
+	a := runAs(t, srv, "a")
+	first := a.rec.next(t, leasehold.EventElected, "e")
+	if err := a.rt.StepDown(context.Background(), "e", leasehold.StepDownOptions{Force: true, StayOut: 300 * time.Millisecond}); err != nil {
 		t.Fatalf("forced StepDown: %v", err)
 	}
-	aev.await(t, EventSteppedDown, "e")
-	if st := a.Snapshot().Tree.State; st != StateSteppedDown && st != StateAcquiring && st != StateCampaigning && st != StateLeading {
+	a.rec.next(t, leasehold.EventSteppedDown, "e")
+	if st := a.rt.Snapshot().Tree.State; st != leasehold.StateSteppedDown && st != leasehold.StateAcquiring && st != leasehold.StateCampaigning && st != leasehold.StateLeading {
 		t.Errorf("state after stepping down: %s", st)
 	}
 	// The next election comes after the step-down (the cursor is past
 	// it), with a larger token.
-	again := aev.await(t, EventElected, "e")
+	again := a.rec.next(t, leasehold.EventElected, "e")
 	if again.Token <= first.Token {
 		t.Errorf("token %d after stepping down; want above %d", again.Token, first.Token)
 	}
