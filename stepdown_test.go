@@ -132,3 +132,38 @@ func TestStepDownForcedStaysOut(t *testing.T) {
 		t.Errorf("terms %d then %d; want a new term", first.Term, again.Term)
 	}
 }
+
+// Regression: a lone leader forced to step down stayed out for ~4 ms, not
+// StayOut. Its own key, not yet revoked (revokes run in the background),
+// looked like another leader. Now StepDown returns once the lease is
+// revoked, and the stay-out lasts until another node campaigns: with a long
+// StayOut, a peer started after the step-down leads first.
+func TestStepDownStaysOutUntilAnotherNodeLeads(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := srv.Client(t)
+	a := runAs(t, srv, "a")
+	first := a.rec.next(t, leasehold.EventElected, "e")
+	if err := a.rt.StepDown(context.Background(), "e", leasehold.StepDownOptions{Force: true, StayOut: time.Hour}); err != nil {
+		t.Fatalf("forced StepDown: %v", err)
+	}
+	ttl, err := c.TimeToLive(context.Background(), first.LeaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl.TTL != -1 {
+		t.Errorf("the stepped-down term's lease has %ds left once StepDown returned; want it revoked", ttl.TTL)
+	}
+	if id, _ := leaderOf(t, c); id != "" {
+		t.Fatalf("%q leads right after a lone leader stepped down; want nobody until a peer campaigns", id)
+	}
+	b := runAs(t, srv, "b")
+	b.rec.next(t, leasehold.EventElected, "e")
+	if id, _ := leaderOf(t, c); id != "b" {
+		t.Errorf("leader after the peer was elected: %q; want b", id)
+	}
+	// a campaigns again behind b, and stays a candidate.
+	a.rec.next(t, leasehold.EventCampaigning, "e")
+	if n := a.rec.count(is(leasehold.EventElected, "e")); n != 1 {
+		t.Errorf("a was elected %d times; want once, before it stepped down", n)
+	}
+}
