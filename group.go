@@ -52,7 +52,7 @@ func (g *Group) Add(child *Node) error {
 	}
 	// Listed before it can start, so that the deadline's watchdog and
 	// snapshots see it from its first run.
-	cn := g.n.rt.build(spec, g.n)
+	cn := g.n.rt.build(resolved(spec, g.n.rt.opts.Clock), g.n)
 	g.n.mu.Lock()
 	g.n.mu.dynamic = append(g.n.mu.dynamic, cn)
 	g.n.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 // with a new lease (and, for an election, a won campaign) and a new
 // supervisor, until ctx ends.
 func (n *node) serveLease(ctx context.Context) error {
-	cfg := *n.lease
+	cfg := n.spec.Lease
 	attempt := 0
 	for ctx.Err() == nil {
 		n.setState(StateAcquiring)

@@ -26,8 +26,7 @@ const (
 // terms. It is a member of its parent's group (see member.go).
 type node struct {
 	rt       *Runtime
-	spec     *nodeSpec
-	lease    *leases.Config // lease and election nodes: the resolved config
+	spec     *nodeSpec // resolved: every default filled in
 	path     string
 	parent   *node
 	children []*node
@@ -67,17 +66,11 @@ func (n *node) allChildren() []*node {
 	return append(append([]*node(nil), n.children...), n.mu.dynamic...)
 }
 
+// build makes the live nodes of a resolved tree (see resolved).
 func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 	n := &node{rt: r, spec: s, parent: parent, path: s.Name}
 	if parent != nil {
 		n.path = parent.path + "/" + s.Name
-	}
-	if s.Kind == KindLease || s.Kind == KindElection {
-		// Resolved once, here; every term uses these values.
-		cfg := s.Lease
-		cfg.Clock = r.opts.Clock
-		cfg = cfg.WithDefaults()
-		n.lease = &cfg
 	}
 	n.mu.state = StateStopped
 	n.mu.since = time.Now().UnixNano()

@@ -107,7 +107,7 @@ func New(client *clientv3.Client, tree *Node, opts Options) (*Runtime, error) {
 	}
 	r := &Runtime{client: client, opts: opts, out: newOutbox(opts.OnEvent)}
 	r.log = slog.New(asyncHandler{inner: opts.Logger.Handler(), out: r.out})
-	r.root = r.build(root, nil)
+	r.root = r.build(resolved(root, opts.Clock), nil)
 	return r, nil
 }
 

@@ -82,10 +82,10 @@ func (n *node) snapshot() NodeSnapshot {
 	}
 	lease, election, token, group := n.mu.lease, n.mu.election, n.mu.token, n.mu.group
 	n.mu.Unlock()
-	s.Restart, s.ShutdownMs = n.spec.Restart.OrDefault(), n.spec.Shutdown.Milliseconds()
+	s.Restart, s.ShutdownMs = n.spec.Restart, n.spec.Shutdown.Milliseconds()
 	if n.spec.Kind != KindService {
-		s.Strategy, s.Ordered = n.spec.Strategy.OrDefault(), n.spec.Ordered
-		in := n.spec.Intensity.OrDefault()
+		s.Strategy, s.Ordered = n.spec.Strategy, n.spec.Ordered
+		in := n.spec.Intensity
 		s.Intensity = &IntensitySnapshot{MaxRestarts: in.MaxRestarts, PeriodMs: in.Period.Milliseconds()}
 		if group != nil {
 			s.Intensity.Used = group.kids.IntensityUsed()

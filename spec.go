@@ -8,6 +8,7 @@ import (
 
 	"github.com/thejerf/suture/v4"
 
+	"github.com/leasehold/leasehold/clock"
 	"github.com/leasehold/leasehold/internal/otp"
 	"github.com/leasehold/leasehold/leases"
 )
@@ -60,6 +61,30 @@ type nodeSpec struct {
 
 // ErrInvalidTree wraps every error of Validate.
 var ErrInvalidTree = errors.New("leasehold: invalid tree")
+
+// resolved is a copy of the validated tree s with every default filled in,
+// once: the runtime, the engine and snapshots read only the values in
+// force. The lease's clock is the runtime's.
+func resolved(s *nodeSpec, clk clock.Clock) *nodeSpec {
+	r := *s
+	r.Restart = r.Restart.OrDefault()
+	r.Backoff = r.Backoff.WithDefaults()
+	if r.Kind != KindService {
+		r.Strategy = r.Strategy.OrDefault()
+		r.Intensity = r.Intensity.OrDefault()
+	}
+	if r.Kind == KindLease || r.Kind == KindElection {
+		r.Lease.Clock = clk
+		r.Lease = r.Lease.WithDefaults()
+	}
+	if len(s.Children) > 0 {
+		r.Children = make([]*nodeSpec, len(s.Children))
+		for i, c := range s.Children {
+			r.Children[i] = resolved(c, clk)
+		}
+	}
+	return &r
+}
 
 // validateTree checks a whole tree before anything starts. Its error names
 // the node's path, the field, and the fix.

@@ -20,7 +20,9 @@ import (
 type Config struct {
 	// Name is the owning node's path, for suture and logs.
 	Name string
-	// Rules are the group's strategy, intensity and order.
+	// Rules are the group's strategy, intensity and order. Zero fields
+	// take otp's defaults (one_for_one, DefaultIntensity), as suture's
+	// zero Spec fields do.
 	Rules *otp.GroupRules
 	// Clock paces backoffs and Shutdown timers and dates intensity.
 	Clock clock.Clock

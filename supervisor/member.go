@@ -22,7 +22,8 @@ type Member interface {
 	Name() string
 	// String is the member's path, for logs and suture.
 	String() string
-	// Rules are the member's restart type, Shutdown, Backoff and readiness.
+	// Rules are the member's restart type, Shutdown, Backoff and readiness;
+	// zero fields take otp's defaults (permanent, 100ms to 10s).
 	Rules() *otp.ChildRules
 	// Subtree reports a member with children of its own: an unordered
 	// group stops its subtrees before its services.
