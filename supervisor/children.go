@@ -195,7 +195,13 @@ func (g *Children) await(children []*child, stop func(*child) <-chan struct{}) {
 		select {
 		case <-idle[i]:
 		case <-own:
-			g.host.ShutdownOverrun(c.m)
+			// Its Shutdown may have passed while await waited for an
+			// earlier child: one that has returned is not overrunning.
+			select {
+			case <-idle[i]:
+			default:
+				g.host.ShutdownOverrun(c.m)
+			}
 		case <-g.host.Overdue():
 			return
 		}
