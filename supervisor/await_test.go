@@ -19,14 +19,15 @@ func TestAwaitAppliesTheOverrunPolicyAtShutdownOnTheClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := clock.NewFake()
 		j := &journal{}
-		release := make(chan struct{})
+		release := newGate()
+		defer release.open()
 		prompt := member(j, "prompt", otp.ChildRules{Shutdown: time.Second}, nil)
 		stuck := member(j, "stuck", otp.ChildRules{Shutdown: 2 * time.Second}, func(context.Context, int) error {
-			<-release
+			<-release.c
 			return nil
 		})
 		host := newHost(clk, j)
-		r := start(clk, otp.GroupRules{}, host, prompt, stuck)
+		r := start(t, clk, otp.GroupRules{}, host, prompt, stuck)
 		synctest.Wait()
 		if prompt.Starts() != 1 || stuck.Starts() != 1 {
 			t.Fatalf("starts: prompt %d, stuck %d; want 1 each", prompt.Starts(), stuck.Starts())
@@ -49,8 +50,8 @@ func TestAwaitAppliesTheOverrunPolicyAtShutdownOnTheClock(t *testing.T) {
 		if len(o) != 1 || o[0].m != stuck || o[0].at != asked.Add(2*time.Second) {
 			t.Fatalf("overruns %+v; want only stuck, at asked+2s = %d", o, asked.Add(2*time.Second))
 		}
-		close(release)
-		if err := <-r.done; err != nil {
+		release.open()
+		if err := r.wait(); err != nil {
 			t.Errorf("Run = %v; want nil", err)
 		}
 		synctest.Wait()
@@ -69,9 +70,10 @@ func TestAwaitReportsNoChildThatReturnedWhileAnEarlierOneOverran(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := clock.NewFake()
 		j := &journal{}
-		release := make(chan struct{})
+		release := newGate()
+		defer release.open()
 		stuck := member(j, "stuck", otp.ChildRules{Shutdown: 2 * time.Second}, func(context.Context, int) error {
-			<-release
+			<-release.c
 			return nil
 		})
 		members := []*fakeMember{stuck}
@@ -79,7 +81,7 @@ func TestAwaitReportsNoChildThatReturnedWhileAnEarlierOneOverran(t *testing.T) {
 			members = append(members, member(j, name, otp.ChildRules{Shutdown: time.Second}, nil))
 		}
 		host := newHost(clk, j)
-		r := start(clk, otp.GroupRules{}, host, members...)
+		r := start(t, clk, otp.GroupRules{}, host, members...)
 		synctest.Wait()
 		r.cancel()
 		synctest.Wait()
@@ -92,7 +94,7 @@ func TestAwaitReportsNoChildThatReturnedWhileAnEarlierOneOverran(t *testing.T) {
 			}
 			t.Errorf("overruns of %v; want only stuck", names)
 		}
-		close(release)
-		<-r.done
+		release.open()
+		r.wait()
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -147,6 +148,9 @@ type fakeHost struct {
 	j       *journal
 	overdue chan struct{}
 	wg      sync.WaitGroup
+	// stopGate, if set, holds the group's teardown back (in Run's onStop)
+	// until it is closed.
+	stopGate chan struct{}
 
 	mu        sync.Mutex
 	forbidden bool
@@ -230,35 +234,56 @@ func (h *fakeHost) Removals() []Member {
 type running struct {
 	g      *Children
 	cancel context.CancelFunc
-	done   chan error
+	ended  chan struct{} // closed once Run has returned err
+	err    error
 }
 
-// start runs members as one group under host, on clk. Call it inside a
-// synctest bubble, and end the group (stop, or escalation) before the
-// bubble ends.
-func start(clk clock.Clock, rules otp.GroupRules, host *fakeHost, members ...*fakeMember) *running {
+// start runs members as one group under host, on clk, inside t's synctest
+// bubble. The group is stopped, and awaited, when the test ends.
+func start(t *testing.T, clk clock.Clock, rules otp.GroupRules, host *fakeHost, members ...*fakeMember) *running {
 	ms := make([]Member, len(members))
 	for i, m := range members {
 		ms[i] = m
 	}
-	g := New(Config{Name: "g", Rules: &rules, Clock: clk, Log: slog.New(slog.DiscardHandler), Values: context.Background()}, host, ms)
+	g := New(Config{Name: "g", Rules: &rules, Clock: clk, Log: discard, Values: context.Background()}, host, ms)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{g: g, cancel: cancel, done: make(chan error, 1)}
+	r := &running{g: g, cancel: cancel, ended: make(chan struct{})}
 	go func() {
-		r.done <- g.Run(ctx, func(cause error) { host.j.add("group stopping") })
+		r.err = g.Run(ctx, func(cause error) {
+			host.j.add("group stopping")
+			if host.stopGate != nil {
+				<-host.stopGate
+			}
+		})
+		close(r.ended)
 		host.wg.Wait()
 	}()
+	// On a failed assertion too: a bubble must end with no goroutine left.
+	t.Cleanup(func() { r.cancel(); r.wait() })
 	return r
+}
+
+// wait returns Run's result once it has returned.
+func (r *running) wait() error {
+	<-r.ended
+	return r.err
 }
 
 // stop ends the group and returns Run's result.
 func (r *running) stop() error {
 	r.cancel()
-	return <-r.done
+	return r.wait()
 }
 
 // returned reports whether Run has returned, without waiting.
-func (r *running) returned() bool { return len(r.done) > 0 }
+func (r *running) returned() bool {
+	select {
+	case <-r.ended:
+		return true
+	default:
+		return false
+	}
+}
 
 // bubbleClock is a clock.Clock on Go's time, which inside a synctest bubble
 // is the bubble's: it advances by itself once every goroutine is blocked,
@@ -325,3 +350,26 @@ func (t *bubbleTimer) disarm() {
 	default:
 	}
 }
+
+var discard = slog.New(slog.DiscardHandler)
+
+// settle lets d of the bubble's fake time pass, then waits until every
+// goroutine of the bubble is blocked again. Inside a bubble time.Sleep is
+// not a wait on the machine's time: it advances the fake clock by exactly
+// d, firing every timer due on the way, in order.
+func settle(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// gate is a channel a member blocks on, opened at most once. Tests defer
+// open too, so that a failed assertion leaves no member blocked (deferred
+// calls run before the group's cleanup stops it and waits).
+type gate struct {
+	c    chan struct{}
+	once sync.Once
+}
+
+func newGate() *gate { return &gate{c: make(chan struct{})} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.c) }) }
