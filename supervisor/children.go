@@ -322,7 +322,12 @@ func (g *Children) failed(c *child, err error) bool {
 		return true
 	}
 	// Stop the affected siblings as a teardown would, then let them start
-	// again (in order, for an Ordered group).
+	// again together (in order, for an Ordered group).
+	hold := make(chan struct{})
+	defer close(hold)
+	for _, s := range affected {
+		s.holdFor(hold)
+	}
 	if g.cfg.Rules.Ordered {
 		for i := len(affected) - 1; i >= 0; i-- {
 			g.await(affected[i:i+1], (*child).interrupt)
