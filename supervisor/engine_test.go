@@ -420,3 +420,47 @@ func TestAPanicIsAFailureAndRestarts(t *testing.T) {
 		}
 	})
 }
+
+// With suture's rule a crash loop pauses the whole group past the threshold
+// instead of escalating, however many restarts the intensity would allow.
+func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk, j := newBubbleClock(), &journal{}
+		seventh := newGate()
+		defer seventh.open()
+		m := member(j, "m", otp.ChildRules{Backoff: fast}, func(ctx context.Context, n int) error {
+			if n == 7 {
+				seventh.open()
+				return untilStopped(ctx, n)
+			}
+			return errBoom
+		})
+		host := newHost(clk, j)
+		rules := otp.GroupRules{
+			Intensity: otp.Intensity{MaxRestarts: 1, Period: time.Hour},
+			Suture:    &otp.SutureBackoff{Threshold: 2, Decay: time.Hour, Backoff: time.Minute},
+		}
+		r := start(t, clk, rules, host, m)
+		select {
+		case <-seventh.c:
+		case <-r.ended:
+			t.Fatalf("Run = %v before the seventh run; want no escalation", r.err)
+		}
+		if err := r.stop(); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if p := host.Pauses(); !slices.Equal(p, []time.Duration{time.Minute, time.Minute}) {
+			t.Errorf("Host.Paused calls %v; want 1m twice (after the 3rd and the 6th failure)", p)
+		}
+		at := m.StartedAt()
+		for i := 1; i < len(at); i++ {
+			gap := at[i].Sub(at[i-1])
+			if paused := i == 3 || i == 6; paused != (gap >= time.Minute) {
+				t.Errorf("start %d came %s after the previous; want the pause only before starts 4 and 7", i+1, gap)
+			}
+		}
+		if len(host.Escalations()) != 0 {
+			t.Errorf("Host.Escalated called: %v", host.Escalations())
+		}
+	})
+}

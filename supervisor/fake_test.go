@@ -52,11 +52,12 @@ type fakeMember struct {
 	run     func(ctx context.Context, n int) error
 	j       *journal
 
-	mu       sync.Mutex
-	runs     int
-	started  int
-	ends     []End
-	finished []error
+	mu        sync.Mutex
+	runs      int
+	started   int
+	startedAt []clock.Time
+	ends      []End
+	finished  []error
 }
 
 var _ Member = (*fakeMember)(nil)
@@ -87,9 +88,10 @@ func (m *fakeMember) Run(ctx context.Context) error {
 
 func (m *fakeMember) BackingOff() { m.j.add("%s backoff", m.name) }
 
-func (m *fakeMember) Started(clock.Time) {
+func (m *fakeMember) Started(at clock.Time) {
 	m.mu.Lock()
 	m.started++
+	m.startedAt = append(m.startedAt, at)
 	m.mu.Unlock()
 	m.j.add("%s started", m.name)
 }
@@ -121,6 +123,12 @@ func (m *fakeMember) Starts() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.started
+}
+
+func (m *fakeMember) StartedAt() []clock.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.startedAt)
 }
 
 func (m *fakeMember) Ends() []End {
@@ -222,6 +230,12 @@ func (h *fakeHost) Escalations() []error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.escalated)
+}
+
+func (h *fakeHost) Pauses() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.paused)
 }
 
 func (h *fakeHost) Removals() []Member {
