@@ -45,6 +45,10 @@ type child struct {
 		// only for a child that waits (backoff, its turn), closes with it.
 		stopped   bool
 		stoppedCh chan struct{}
+		// hold, set by a sibling's one-for-all or rest-for-one restart
+		// before it stops this child, closes once every sibling it stops
+		// has stopped.
+		hold <-chan struct{}
 	}
 }
 
@@ -114,7 +118,10 @@ func (c *child) Serve(context.Context) error {
 			break
 		}
 		if regroup {
-			continue // restarted with a failed sibling: no backoff, no count
+			// Restarted with a failed sibling: no backoff, no count, but not
+			// before every sibling the restart stops has stopped.
+			c.awaitRegroup()
+			continue
 		}
 		if !c.restarts(err) {
 			c.finish(err)
@@ -131,6 +138,35 @@ func (c *child) Serve(context.Context) error {
 	// Done for this term, whatever ended it: suture forgets the child at
 	// once, instead of holding its goroutine until the whole group stops.
 	return suture.ErrDoNotRestart
+}
+
+// awaitRegroup waits, after a run was stopped for a group restart, until
+// the restart has stopped every sibling it stops (or the child or the group
+// is stopped): the group then starts them again together, and an Ordered
+// group one at a time in order, as at its start. Without the wait a child
+// would start again while an earlier sibling it awaits is still running
+// (and ready) but about to be stopped.
+func (c *child) awaitRegroup() {
+	c.mu.Lock()
+	hold := c.mu.hold
+	c.mu.hold = nil
+	c.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	select {
+	case <-hold:
+	case <-c.stoppedC():
+	case <-c.g.live.Done():
+	}
+}
+
+// holdFor makes the child's next run that a group restart stops wait for
+// hold before it starts again (see awaitRegroup).
+func (c *child) holdFor(hold <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hold = hold
 }
 
 // restarts applies the restart type to a run that ended on its own.

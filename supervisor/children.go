@@ -197,7 +197,13 @@ func (g *Children) await(children []*child, stop func(*child) <-chan struct{}) {
 		select {
 		case <-idle[i]:
 		case <-own:
-			g.host.ShutdownOverrun(c.m)
+			// Its Shutdown may have passed while await waited for an
+			// earlier child: one that has returned is not overrunning.
+			select {
+			case <-idle[i]:
+			default:
+				g.host.ShutdownOverrun(c.m)
+			}
 		case <-g.host.Overdue():
 			return
 		}
@@ -318,7 +324,12 @@ func (g *Children) failed(c *child, err error) bool {
 		return true
 	}
 	// Stop the affected siblings as a teardown would, then let them start
-	// again (in order, for an Ordered group).
+	// again together (in order, for an Ordered group).
+	hold := make(chan struct{})
+	defer close(hold)
+	for _, s := range affected {
+		s.holdFor(hold)
+	}
 	if g.cfg.Rules.Ordered {
 		for i := len(affected) - 1; i >= 0; i-- {
 			g.await(affected[i:i+1], (*child).interrupt)
