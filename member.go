@@ -32,11 +32,14 @@ func (n *node) BackingOff() {
 
 func (n *node) Started(at clock.Time) {
 	n.rt.inflight.Add(1) // Run waits for every run
+	service := n.spec.Kind == KindService
 	n.mu.Lock()
 	n.mu.running++
+	if service {
+		n.setStateLocked(StateRunning)
+	}
 	n.mu.Unlock()
-	if n.spec.Kind == KindService {
-		n.setState(StateRunning)
+	if service {
 		n.rt.emit(Event{At: at, Kind: EventServiceStarted, Path: n.path, Node: KindService})
 	}
 }
@@ -49,6 +52,7 @@ func (n *node) Stopping() {
 
 func (n *node) Ended(e supervisor.End) {
 	defer n.rt.inflight.Done()
+	service := n.spec.Kind == KindService
 	n.mu.Lock()
 	n.mu.running--
 	if e.Err != nil {
@@ -57,20 +61,22 @@ func (n *node) Ended(e supervisor.End) {
 	if e.Restart {
 		n.mu.restarts++
 	}
+	if service && e.Err == nil {
+		n.setStateLocked(StateStopped)
+	} else if service {
+		n.setStateLocked(StateFailed)
+	}
 	n.mu.Unlock()
-	if n.spec.Kind != KindService {
+	if !service {
 		return
 	}
 	switch {
 	case e.Stopped:
-		n.setState(StateStopped)
 		n.rt.emit(Event{Kind: EventServiceStopped, Path: n.path, Node: KindService, Err: e.Cause})
 	case e.Err == nil:
 		// Done for good, by its own choice (a finished unit of work).
-		n.setState(StateStopped)
 		n.rt.emit(Event{Kind: EventServiceStopped, Path: n.path, Node: KindService})
 	default:
-		n.setState(StateFailed)
 		n.rt.emit(Event{Kind: EventServiceFailed, Path: n.path, Node: KindService, Err: e.Err})
 		if e.Restart {
 			n.rt.log.Warn("service failed; restarting", "service", n.path, "err", e.Err)

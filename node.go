@@ -86,6 +86,10 @@ func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 func (n *node) setState(state string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.setStateLocked(state)
+}
+
+func (n *node) setStateLocked(state string) {
 	if n.mu.state != state {
 		n.mu.state, n.mu.since = state, time.Now().UnixNano()
 	}
