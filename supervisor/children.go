@@ -95,7 +95,9 @@ func NewChildren(cfg Config, host Host, members []Member) *Children {
 func (g *Children) sutureSpec() suture.Spec {
 	return suture.Spec{
 		EventHook: func(e suture.Event) {
-			g.cfg.Log.Debug("suture", "event", e.String())
+			if g.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+				g.cfg.Log.Debug("suture", "event", e.String())
+			}
 		},
 		FailureThreshold: math.MaxFloat64,
 		Timeout:          10 * time.Millisecond,
@@ -132,8 +134,12 @@ func (g *Children) Run(ctx context.Context, onStop func(error)) error {
 	if onStop != nil {
 		onStop(cause)
 	}
-	g.teardown(cause)
+	// suture stops first: the group's teardown alone decides when each
+	// member stops (members ignore suture's context), and a member that
+	// returns to a stopped suture does not wait for its loop, which
+	// otherwise handles every ending member one at a time.
 	supCancel()
+	g.teardown(cause)
 	if supDone != nil {
 		<-supDone
 	}
@@ -188,6 +194,11 @@ func (g *Children) await(children []*child, stop func(*child) <-chan struct{}) {
 		idle[i] = stop(c)
 	}
 	for i, c := range children {
+		select {
+		case <-idle[i]:
+			continue // returned already: no timer, no select over three cases
+		default:
+		}
 		var own <-chan struct{}
 		if d := c.m.Rules().Shutdown; d > 0 {
 			t := clk.NewTimer(asked.Add(d))
