@@ -90,8 +90,8 @@ func NewChildren(cfg Config, host Host, members []Member) *Children {
 
 // suture runs the children, while the group owns restarts (see child.Serve)
 // and stopping (see teardown): suture's supervisor-wide failure backoff is
-// disabled, and its stop timeout only matters for children an overrun
-// policy chose to abandon.
+// disabled, and its stop, which comes first, waits only briefly for members
+// that the group then stops in its own order.
 func (g *Children) sutureSpec() suture.Spec {
 	return suture.Spec{
 		EventHook: func(e suture.Event) {

@@ -37,8 +37,10 @@
 //   - suture's stop gives every service one shared timeout and then
 //     abandons the ones still running; a lease's promise needs every run
 //     tracked until it has returned, stopped in the tree's order, with the
-//     overrun policy at the lease's deadline. suture's timeout only ever
-//     applies to members the overrun policy already chose to abandon.
+//     overrun policy at the lease's deadline. So the group stops suture
+//     first (members ignore suture's context, and suture soon stops
+//     waiting for them), then tears the members down itself; a member
+//     that returns afterwards costs suture nothing.
 //   - suture's timers are not on an injectable clock; the engine's backoffs,
 //     Shutdown timers and intensity windows all are (clock.Clock).
 package supervisor
