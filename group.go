@@ -93,9 +93,14 @@ func (g *Group) unlist(cn *node) {
 // does nothing outside a tree or for a service without AwaitReady.
 func Ready(ctx context.Context) {
 	n, _ := ctx.Value(readyKey{}).(*node)
-	if g := GroupOf(ctx); n != nil && g != nil {
-		g.kids.Ready(n)
+	g := GroupOf(ctx)
+	if n == nil || g == nil {
+		return
 	}
+	n.mu.Lock()
+	n.mu.ready = n.mu.running > 0
+	n.mu.Unlock()
+	g.kids.Ready(n)
 }
 
 // runChildren runs n's children under a new group until ctx ends or the

@@ -35,6 +35,7 @@ func (n *node) Started(at clock.Time) {
 	service := n.spec.Kind == KindService
 	n.mu.Lock()
 	n.mu.running++
+	n.mu.ready = !n.spec.AwaitReady
 	if service {
 		n.setStateLocked(StateRunning)
 	}
@@ -55,6 +56,7 @@ func (n *node) Ended(e supervisor.End) {
 	service := n.spec.Kind == KindService
 	n.mu.Lock()
 	n.mu.running--
+	n.mu.ready = false
 	if e.Err != nil {
 		n.mu.lastErr = e.Err.Error()
 	}

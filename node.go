@@ -44,6 +44,9 @@ type node struct {
 		restarts int
 		lastErr  string
 		running  int // Serve calls in flight; at most one for a service
+		// ready: running, and past Ready if the node awaits readiness (see
+		// AwaitReady); what snapshots show.
+		ready    bool
 		term     int
 		lease    *leases.Lease
 		election *leases.Election
@@ -137,14 +140,4 @@ func (n *node) serveRoot(ctx context.Context) {
 		// A root supervisor that escalated has no parent to restart it.
 		n.rt.fail(err)
 	}
-}
-
-// parentGroup is the current group of n's parent, if any.
-func (n *node) parentGroup() *Group {
-	if n.parent == nil {
-		return nil
-	}
-	n.parent.mu.Lock()
-	defer n.parent.mu.Unlock()
-	return n.parent.mu.group
 }

@@ -175,6 +175,9 @@ func TestOrderedStartAndReverseStop(t *testing.T) {
 	b := leasehold.Func("b", func(ctx context.Context) error { mark("b started"); return block(ctx) })
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.Ordered(), a, b, leasehold.Func("c", block)), leasehold.Options{})
 	r.rec.wait(t, "a started", is(leasehold.EventServiceStarted, "l/a"))
+	if snap := r.rt.Snapshot().Tree; snap.Children[0].Ready {
+		t.Error("snapshot: a ready before it called Ready")
+	}
 	close(release)
 	r.rec.wait(t, "c started", is(leasehold.EventServiceStarted, "l/c"))
 	ledger.Lock()

@@ -77,6 +77,7 @@ func (n *node) snapshot() NodeSnapshot {
 		Since:     time.Unix(0, n.mu.since),
 		LastError: n.mu.lastErr,
 		Restarts:  n.mu.restarts,
+		Ready:     n.mu.ready,
 		Term:      n.mu.term,
 		Children:  []NodeSnapshot{},
 	}
@@ -90,9 +91,6 @@ func (n *node) snapshot() NodeSnapshot {
 		if group != nil {
 			s.Intensity.Used = group.kids.IntensityUsed()
 		}
-	}
-	if g := n.parentGroup(); g != nil {
-		s.Ready = g.kids.Settled(n) && s.State != StateStopped && s.State != StateFailed
 	}
 
 	if lease != nil {

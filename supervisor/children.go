@@ -393,10 +393,3 @@ func (g *Children) Ready(m Member) {
 		g.notify()
 	}
 }
-
-// Settled reports whether m is ready (it runs and, if it awaits readiness,
-// has said so) or has ended for good.
-func (g *Children) Settled(m Member) bool {
-	c := g.find(m)
-	return c != nil && c.settled()
-}
