@@ -20,6 +20,13 @@
 // only after its subtree has stopped. Inside a service, TermOf(ctx) gives the
 // enclosing election's fencing token and fenced transactions.
 //
+// A service is stopped only when its Serve has returned: every run is
+// tracked until then, never abandoned after a timeout. Events
+// (Options.OnEvent) and log records reach user code on one goroutine of the
+// runtime's own, in order and never under a lock, so a handler may call
+// anything on the Runtime. The full semantics, beside Erlang/OTP's and
+// suture's, are in docs/semantics.md.
+//
 // # One front door
 //
 // Everything a user names is exported here, once: the tree's constructors
