@@ -20,6 +20,21 @@
 // only after its subtree has stopped. Inside a service, TermOf(ctx) gives the
 // enclosing election's fencing token and fenced transactions.
 //
-// The packages below do the work: leases (conservative leases, elections,
-// fencing), supervisor (lease-owned supervisors, stop tracking, snapshots).
+// A service is stopped only when its Serve has returned: every run is
+// tracked until then, never abandoned after a timeout. Events
+// (Options.OnEvent) and log records reach user code on one goroutine of the
+// runtime's own, in order and never under a lock, so a handler may call
+// anything on the Runtime. The full semantics, beside Erlang/OTP's and
+// suture's, are in docs/semantics.md.
+//
+// # One front door
+//
+// Everything a user names is exported here, once: the tree's constructors
+// and options, Run, New and Runtime (Snapshot, StepDown), Options, Event and
+// its kinds, node states and kinds, the overrun policies, Group (GroupOf),
+// LeaseOf, TermOf, RuntimeOf and Ready, and the errors. The fencing types
+// (leases.Lease, leases.Term) stay in package leases, which can also be used
+// on its own. Package supervisor is the engine that runs each node's
+// children with OTP semantics; it exports only its contract with this
+// package, and no name exported here is exported there.
 package leasehold

@@ -16,7 +16,6 @@ import (
 	"github.com/leasehold/leasehold/clock"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/leases"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Regression tests for issue 10: the tree shapes on which the core used to
@@ -45,11 +44,11 @@ func TestNestedRevokeNeverHoldsUpSiblings(t *testing.T) {
 		leasehold.Lease("inner", short, leasehold.Func("b", returnsAt(&bReturned))),
 	)
 	r := start(t, p.Client(t), tree, leasehold.Options{}) // an overrun fails the test
-	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "outer/a"))
-	r.rec.wait(t, "b started", is(supervisor.EventServiceStarted, "outer/inner/b"))
+	r.rec.wait(t, "a started", is(leasehold.EventServiceStarted, "outer/a"))
+	r.rec.wait(t, "b started", is(leasehold.EventServiceStarted, "outer/inner/b"))
 	p.Partition()
-	lost, _ := r.rec.wait(t, "outer lost", isTerm(supervisor.EventLeaseLost, "outer", 1))
-	r.rec.wait(t, "outer's term stopped", isTerm(supervisor.EventTermStopped, "outer", 1))
+	lost, _ := r.rec.wait(t, "outer lost", isTerm(leasehold.EventLeaseLost, "outer", 1))
+	r.rec.wait(t, "outer's term stopped", isTerm(leasehold.EventTermStopped, "outer", 1))
 	if at := clock.Time(aReturned.Load()); at == 0 || !at.Before(lost.HeldUntil) {
 		t.Errorf("outer/a returned at %v, not before the outer lease's HeldUntil %v", at, lost.HeldUntil)
 	}
@@ -79,7 +78,7 @@ func TestRemoveGivingUpKeepsTheChildTracked(t *testing.T) {
 	if err := g.Add(leasehold.Func("unit", stubborn)); err != nil {
 		t.Fatal(err)
 	}
-	r.rec.wait(t, "unit started", is(supervisor.EventServiceStarted, "l/unit"))
+	r.rec.wait(t, "unit started", is(leasehold.EventServiceStarted, "l/unit"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := g.Remove(ctx, "unit"); !errors.Is(err, context.Canceled) {
@@ -89,7 +88,7 @@ func TestRemoveGivingUpKeepsTheChildTracked(t *testing.T) {
 		t.Errorf("Names after a Remove that gave up = %v; want [unit]: it still runs", names)
 	}
 	// Lose the lease: the still-running unit must be named by the overrun.
-	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	granted, _ := r.rec.wait(t, "granted", is(leasehold.EventLeaseGranted, "l"))
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +96,11 @@ func TestRemoveGivingUpKeepsTheChildTracked(t *testing.T) {
 	if len(o.Stuck) != 1 || o.Stuck[0] != "l/unit" {
 		t.Errorf("overrun names %v; want [l/unit]", o.Stuck)
 	}
-	if n := r.rec.count(isTerm(supervisor.EventLeaseRevoked, "l", 1)); n != 0 {
+	if n := r.rec.count(isTerm(leasehold.EventLeaseRevoked, "l", 1)); n != 0 {
 		t.Errorf("the lease was revoked while l/unit still ran")
 	}
 	close(release)
-	r.rec.wait(t, "revoked", isTerm(supervisor.EventLeaseRevoked, "l", 1))
+	r.rec.wait(t, "revoked", isTerm(leasehold.EventLeaseRevoked, "l", 1))
 }
 
 // Item 3: an OnEvent handler that calls Snapshot used to deadlock the
@@ -138,13 +137,13 @@ func TestSnapshotFromOnEvent(t *testing.T) {
 	if err := g.Add(leasehold.Func("dyn", block)); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, "dyn started", is(supervisor.EventServiceStarted, "l/dyn"))
-	granted, _ := rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	rec.wait(t, "dyn started", is(leasehold.EventServiceStarted, "l/dyn"))
+	granted, _ := rec.wait(t, "granted", is(leasehold.EventLeaseGranted, "l"))
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, "term stopped", isTerm(supervisor.EventTermStopped, "l", 1))
-	rec.wait(t, "second term", isTerm(supervisor.EventLeaseGranted, "l", 2))
+	rec.wait(t, "term stopped", isTerm(leasehold.EventTermStopped, "l", 1))
+	rec.wait(t, "second term", isTerm(leasehold.EventLeaseGranted, "l", 2))
 	if snapshots.Load() == 0 {
 		t.Error("the handler never took a snapshot")
 	}
@@ -188,7 +187,7 @@ func TestBlockedLoggerAndHandlerNeverDelayTeardown(t *testing.T) {
 	r, err := leasehold.New(srv.Client(t), tree, leasehold.Options{
 		Logger: slog.New(slog.NewTextHandler(w, nil)),
 		OnEvent: func(e leasehold.Event) {
-			if e.Kind == supervisor.EventServiceStarted {
+			if e.Kind == leasehold.EventServiceStarted {
 				blockOnce.Do(func() { <-handlerBlocked }) // blocks every later event
 			}
 		},
@@ -232,15 +231,15 @@ func TestNoRestartDuringTeardown(t *testing.T) {
 		leasehold.Lease("inner", short, leasehold.StopBudget(time.Second), leasehold.Func("slow", slowStop, leasehold.Shutdown(800*time.Millisecond))),
 	)
 	r := start(t, srv.Client(t), tree, leasehold.Options{})
-	r.rec.waitNth(t, "crash restarted", 2, is(supervisor.EventServiceStarted, "l/crash"))
-	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	r.rec.waitNth(t, "crash restarted", 2, is(leasehold.EventServiceStarted, "l/crash"))
+	granted, _ := r.rec.wait(t, "granted", is(leasehold.EventLeaseGranted, "l"))
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	_, lostAt := r.rec.wait(t, "lost", isTerm(supervisor.EventLeaseLost, "l", 1))
-	_, stoppedAt := r.rec.wait(t, "term stopped", isTerm(supervisor.EventTermStopped, "l", 1))
+	_, lostAt := r.rec.wait(t, "lost", isTerm(leasehold.EventLeaseLost, "l", 1))
+	_, stoppedAt := r.rec.wait(t, "term stopped", isTerm(leasehold.EventTermStopped, "l", 1))
 	for i, e := range r.rec.all()[lostAt:stoppedAt] {
-		if e.Kind == supervisor.EventServiceStarted {
+		if e.Kind == leasehold.EventServiceStarted {
 			t.Errorf("%s started during the teardown (event %d after the loss)", e.Path, i)
 		}
 	}
@@ -279,7 +278,7 @@ func TestRemoveBeforeItsTurnInAnOrderedGroup(t *testing.T) {
 	)
 	r := start(t, srv.Client(t), tree, leasehold.Options{})
 	g := recv(t, "the group", groups)
-	r.rec.wait(t, "gate started", is(supervisor.EventServiceStarted, "l/gate"))
+	r.rec.wait(t, "gate started", is(leasehold.EventServiceStarted, "l/gate"))
 	if err := g.Add(leasehold.Func("waiting", block)); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +291,7 @@ func TestRemoveBeforeItsTurnInAnOrderedGroup(t *testing.T) {
 	if err := r.stop(t); err != nil { // fails the test if Run never returns
 		t.Errorf("Run = %v", err)
 	}
-	if n := r.rec.count(is(supervisor.EventServiceStarted, "l/waiting")); n != 0 {
+	if n := r.rec.count(is(leasehold.EventServiceStarted, "l/waiting")); n != 0 {
 		t.Errorf("the removed child started %d times", n)
 	}
 }
@@ -317,15 +316,15 @@ func TestNoStartBelowALostLeadership(t *testing.T) {
 		),
 	)
 	r := start(t, srv.Client(t), tree, leasehold.Options{})
-	r.rec.waitNth(t, "crashy restarted", 3, is(supervisor.EventServiceStarted, "r/sup/e1/crashy"))
-	r.rec.wait(t, "slow started", is(supervisor.EventServiceStarted, "r/sup/slow"))
+	r.rec.waitNth(t, "crashy restarted", 3, is(leasehold.EventServiceStarted, "r/sup/e1/crashy"))
+	r.rec.wait(t, "slow started", is(leasehold.EventServiceStarted, "r/sup/slow"))
 	if _, err := srv.Client(t).Delete(context.Background(), "/nostart/r/", clientv3.WithPrefix()); err != nil {
 		t.Fatal(err)
 	}
-	_, lostAt := r.rec.wait(t, "r lost", isTerm(supervisor.EventLeaseLost, "r", 1))
-	_, stoppedAt := r.rec.wait(t, "r's term stopped", isTerm(supervisor.EventTermStopped, "r", 1))
+	_, lostAt := r.rec.wait(t, "r lost", isTerm(leasehold.EventLeaseLost, "r", 1))
+	_, stoppedAt := r.rec.wait(t, "r's term stopped", isTerm(leasehold.EventTermStopped, "r", 1))
 	for _, e := range r.rec.all()[lostAt:stoppedAt] {
-		if e.Kind == supervisor.EventServiceStarted {
+		if e.Kind == leasehold.EventServiceStarted {
 			t.Errorf("%s started after r's leadership was lost", e.Path)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/evtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // waitLimit bounds every wait in these tests: far beyond any healthy run,
@@ -24,14 +23,14 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // recorder keeps a runtime's events in the order they happened and lets a
 // test await one: wait and waitNth look anywhere in the log (evtest's
 // First and Nth); the log's Next awaits a sequence.
-type recorder struct{ log *evtest.Log[supervisor.Event] }
+type recorder struct{ log *evtest.Log[leasehold.Event] }
 
-func newRecorder() *recorder { return &recorder{log: evtest.New[supervisor.Event]()} }
+func newRecorder() *recorder { return &recorder{log: evtest.New[leasehold.Event]()} }
 
-func (r *recorder) on(e supervisor.Event) { r.log.Add(e) }
+func (r *recorder) on(e leasehold.Event) { r.log.Add(e) }
 
 // find returns the index of the nth event (from 1) that matches, or -1.
-func (r *recorder) find(nth int, match func(supervisor.Event) bool) (int, <-chan struct{}) {
+func (r *recorder) find(nth int, match func(leasehold.Event) bool) (int, <-chan struct{}) {
 	for i, e := range r.all() {
 		if match(e) {
 			if nth--; nth == 0 {
@@ -43,27 +42,27 @@ func (r *recorder) find(nth int, match func(supervisor.Event) bool) (int, <-chan
 }
 
 // wait waits for the first event that matches and returns it with its index.
-func (r *recorder) wait(t *testing.T, what string, match func(supervisor.Event) bool) (supervisor.Event, int) {
+func (r *recorder) wait(t *testing.T, what string, match func(leasehold.Event) bool) (leasehold.Event, int) {
 	t.Helper()
 	return r.log.First(t, what, match)
 }
 
 // waitNth waits for the nth event (from 1) that matches.
-func (r *recorder) waitNth(t *testing.T, what string, nth int, match func(supervisor.Event) bool) (supervisor.Event, int) {
+func (r *recorder) waitNth(t *testing.T, what string, nth int, match func(leasehold.Event) bool) (leasehold.Event, int) {
 	t.Helper()
 	return r.log.Nth(t, fmt.Sprintf("%s (#%d)", what, nth), nth, match)
 }
 
-func (r *recorder) all() []supervisor.Event { return r.log.All() }
+func (r *recorder) all() []leasehold.Event { return r.log.All() }
 
-func (r *recorder) count(match func(supervisor.Event) bool) int { return r.log.Count(match) }
+func (r *recorder) count(match func(leasehold.Event) bool) int { return r.log.Count(match) }
 
-func is(kind supervisor.EventKind, path string) func(supervisor.Event) bool {
-	return func(e supervisor.Event) bool { return e.Kind == kind && e.Path == path }
+func is(kind leasehold.EventKind, path string) func(leasehold.Event) bool {
+	return func(e leasehold.Event) bool { return e.Kind == kind && e.Path == path }
 }
 
-func isTerm(kind supervisor.EventKind, path string, term int) func(supervisor.Event) bool {
-	return func(e supervisor.Event) bool { return e.Kind == kind && e.Path == path && e.Term == term }
+func isTerm(kind leasehold.EventKind, path string, term int) func(leasehold.Event) bool {
+	return func(e leasehold.Event) bool { return e.Kind == kind && e.Path == path && e.Term == term }
 }
 
 // running is a tree started by start.
@@ -94,7 +93,7 @@ func start(t *testing.T, c *clientv3.Client, tree *leasehold.Node, opts leasehol
 	t.Helper()
 	rec := newRecorder()
 	if also := opts.OnEvent; also != nil {
-		opts.OnEvent = func(e supervisor.Event) { rec.on(e); also(e) }
+		opts.OnEvent = func(e leasehold.Event) { rec.on(e); also(e) }
 	} else {
 		opts.OnEvent = rec.on
 	}

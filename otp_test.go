@@ -11,7 +11,6 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // failAfter returns a service body whose first run fails once ready is
@@ -51,11 +50,11 @@ var fastRestart = leasehold.Backoff(time.Millisecond, time.Millisecond)
 
 // step is the nth event (from 1) that matches.
 type step struct {
-	match func(supervisor.Event) bool
+	match func(leasehold.Event) bool
 	nth   int
 }
 
-func first(match func(supervisor.Event) bool) step { return step{match, 1} }
+func first(match func(leasehold.Event) bool) step { return step{match, 1} }
 
 // positions returns the index of each step's event, failing the test when
 // one does not come.
@@ -77,15 +76,15 @@ func ascending(t *testing.T, what string, at []int) {
 	}
 }
 
-func started(path string, nth int) step { return step{is(supervisor.EventServiceStarted, path), nth} }
+func started(path string, nth int) step { return step{is(leasehold.EventServiceStarted, path), nth} }
 
 func TestOneForOneRestartsOnlyTheFailed(t *testing.T) {
 	srv := etcdtest.Start(t)
 	r := start(t, srv.Client(t), leasehold.Lease("l", short,
 		leasehold.Func("a", block), leasehold.Func("b", failOnce(), fastRestart), leasehold.Func("c", block)), leasehold.Options{})
-	r.rec.waitNth(t, "b restarted", 2, is(supervisor.EventServiceStarted, "l/b"))
+	r.rec.waitNth(t, "b restarted", 2, is(leasehold.EventServiceStarted, "l/b"))
 	for _, p := range []string{"l/a", "l/c"} {
-		if n := r.rec.count(is(supervisor.EventServiceStarted, p)); n != 1 {
+		if n := r.rec.count(is(leasehold.EventServiceStarted, p)); n != 1 {
 			t.Errorf("%s started %d times; want 1", p, n)
 		}
 	}
@@ -97,10 +96,10 @@ func TestOneForAllRestartsEveryoneInOrder(t *testing.T) {
 	cUp := make(chan struct{})
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.Ordered(), leasehold.Strategy(leasehold.OneForAll),
 		leasehold.Func("a", block), leasehold.Func("b", failAfter(cUp), fastRestart), leasehold.Func("c", signalStart(cUp))), leasehold.Options{})
-	_, failed := r.rec.wait(t, "b failed", is(supervisor.EventServiceFailed, "l/b"))
+	_, failed := r.rec.wait(t, "b failed", is(leasehold.EventServiceFailed, "l/b"))
 	at := positions(t, r.rec,
-		first(is(supervisor.EventServiceStopped, "l/c")),
-		first(is(supervisor.EventServiceStopped, "l/a")),
+		first(is(leasehold.EventServiceStopped, "l/c")),
+		first(is(leasehold.EventServiceStopped, "l/a")),
 		started("l/a", 2), started("l/b", 2), started("l/c", 2))
 	ascending(t, "one-for-all", append([]int{failed}, at...))
 }
@@ -112,13 +111,13 @@ func TestRestForOneRestartsTheRest(t *testing.T) {
 	cUp := make(chan struct{})
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.Ordered(), leasehold.Strategy(leasehold.RestForOne),
 		leasehold.Func("a", block), leasehold.Func("b", failAfter(cUp), fastRestart), leasehold.Func("c", signalStart(cUp))), leasehold.Options{})
-	_, failed := r.rec.wait(t, "b failed", is(supervisor.EventServiceFailed, "l/b"))
-	at := positions(t, r.rec, first(is(supervisor.EventServiceStopped, "l/c")), started("l/b", 2), started("l/c", 2))
+	_, failed := r.rec.wait(t, "b failed", is(leasehold.EventServiceFailed, "l/b"))
+	at := positions(t, r.rec, first(is(leasehold.EventServiceStopped, "l/c")), started("l/b", 2), started("l/c", 2))
 	ascending(t, "rest-for-one", append([]int{failed}, at...))
-	if n := r.rec.count(is(supervisor.EventServiceStarted, "l/a")); n != 1 {
+	if n := r.rec.count(is(leasehold.EventServiceStarted, "l/a")); n != 1 {
 		t.Errorf("a started %d times; want 1", n)
 	}
-	if n := r.rec.count(is(supervisor.EventServiceStopped, "l/a")); n != 0 {
+	if n := r.rec.count(is(leasehold.EventServiceStopped, "l/a")); n != 0 {
 		t.Errorf("a stopped %d times; want 0", n)
 	}
 }
@@ -138,16 +137,16 @@ func TestRestartTypes(t *testing.T) {
 			return block(ctx)
 		}, fastRestart),
 	), leasehold.Options{})
-	r.rec.waitNth(t, "transient restarted after an error", 2, is(supervisor.EventServiceStarted, "l/transient-err"))
-	r.rec.waitNth(t, "permanent restarted after nil", 2, is(supervisor.EventServiceStarted, "l/permanent"))
-	r.rec.wait(t, "temporary failed", is(supervisor.EventServiceFailed, "l/temporary"))
-	r.rec.wait(t, "transient-ok returned", is(supervisor.EventServiceFailed, "l/transient-ok"))
+	r.rec.waitNth(t, "transient restarted after an error", 2, is(leasehold.EventServiceStarted, "l/transient-err"))
+	r.rec.waitNth(t, "permanent restarted after nil", 2, is(leasehold.EventServiceStarted, "l/permanent"))
+	r.rec.wait(t, "temporary failed", is(leasehold.EventServiceFailed, "l/temporary"))
+	r.rec.wait(t, "transient-ok returned", is(leasehold.EventServiceFailed, "l/transient-ok"))
 	// Let any wrongful restart happen before counting: stop the tree first.
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]int{"l/transient-ok": 1, "l/temporary": 1, "l/transient-err": 2, "l/permanent": 2} {
-		if n := r.rec.count(is(supervisor.EventServiceStarted, path)); n != want {
+		if n := r.rec.count(is(leasehold.EventServiceStarted, path)); n != want {
 			t.Errorf("%s started %d times; want %d", path, n, want)
 		}
 	}
@@ -175,9 +174,12 @@ func TestOrderedStartAndReverseStop(t *testing.T) {
 	}, leasehold.AwaitReady())
 	b := leasehold.Func("b", func(ctx context.Context) error { mark("b started"); return block(ctx) })
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.Ordered(), a, b, leasehold.Func("c", block)), leasehold.Options{})
-	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "l/a"))
+	r.rec.wait(t, "a started", is(leasehold.EventServiceStarted, "l/a"))
+	if snap := r.rt.Snapshot().Tree; snap.Children[0].Ready {
+		t.Error("snapshot: a ready before it called Ready")
+	}
 	close(release)
-	r.rec.wait(t, "c started", is(supervisor.EventServiceStarted, "l/c"))
+	r.rec.wait(t, "c started", is(leasehold.EventServiceStarted, "l/c"))
 	ledger.Lock()
 	got := strings.Join(ledger.marks, ", ")
 	ledger.Unlock()
@@ -190,8 +192,8 @@ func TestOrderedStartAndReverseStop(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	at := positions(t, r.rec, first(is(supervisor.EventServiceStopped, "l/c")), first(is(supervisor.EventServiceStopped, "l/b")),
-		first(is(supervisor.EventServiceStopped, "l/a")), first(isTerm(supervisor.EventLeaseRevoked, "l", 1)))
+	at := positions(t, r.rec, first(is(leasehold.EventServiceStopped, "l/c")), first(is(leasehold.EventServiceStopped, "l/b")),
+		first(is(leasehold.EventServiceStopped, "l/a")), first(isTerm(leasehold.EventLeaseRevoked, "l", 1)))
 	ascending(t, "reverse-order stop", at)
 }
 
@@ -208,7 +210,7 @@ func TestShutdownOverrunTriggersPolicy(t *testing.T) {
 		overruns <- o
 		close(release)
 	}})
-	r.rec.wait(t, "started", is(supervisor.EventServiceStarted, "l/slow"))
+	r.rec.wait(t, "started", is(leasehold.EventServiceStarted, "l/slow"))
 	go r.cancel()
 	o := recv(t, "overrun", overruns)
 	if o.Path != "l/slow" || o.Shutdown != 50*time.Millisecond || len(o.Stuck) != 1 || o.Stuck[0] != "l/slow" {
@@ -226,14 +228,14 @@ func TestCrashLoopUnderElectionResigns(t *testing.T) {
 	}
 	crash := func(context.Context) error { return errors.New("crash") }
 	sick := start(t, srv.Client(t), tree(crash), leasehold.Options{NodeID: "sick"})
-	sick.rec.wait(t, "sick elected", isTerm(supervisor.EventElected, "e", 1))
+	sick.rec.wait(t, "sick elected", isTerm(leasehold.EventElected, "e", 1))
 	healthy := start(t, srv.Client(t), tree(block), leasehold.Options{NodeID: "healthy"})
-	escalated, _ := sick.rec.wait(t, "escalation", is(supervisor.EventEscalated, "e"))
-	if !errors.Is(escalated.Err, supervisor.ErrEscalated) {
+	escalated, _ := sick.rec.wait(t, "escalation", is(leasehold.EventEscalated, "e"))
+	if !errors.Is(escalated.Err, leasehold.ErrEscalated) {
 		t.Errorf("escalation error %v", escalated.Err)
 	}
-	healthy.rec.wait(t, "healthy elected", is(supervisor.EventElected, "e"))
-	sick.rec.wait(t, "sick campaigns again", isTerm(supervisor.EventCampaigning, "e", 2))
+	healthy.rec.wait(t, "healthy elected", is(leasehold.EventElected, "e"))
+	sick.rec.wait(t, "sick campaigns again", isTerm(leasehold.EventCampaigning, "e", 2))
 	// The candidate learns the leader from its first look at the queue.
 	deadline := time.Now().Add(waitLimit)
 	for snap := sick.rt.Snapshot().Tree; snap.Role != "candidate" || snap.Leader != "healthy"; snap = sick.rt.Snapshot().Tree {
@@ -251,10 +253,10 @@ func TestNestedEscalationRestartsTheSupervisor(t *testing.T) {
 	r := start(t, srv.Client(t), leasehold.Lease("l", short,
 		leasehold.Supervisor("g", leasehold.Intensity(1, 10*time.Second), leasehold.Func("flaky", failOnceEach(2), fastRestart)),
 	), leasehold.Options{})
-	r.rec.wait(t, "g escalates", is(supervisor.EventEscalated, "l/g"))
+	r.rec.wait(t, "g escalates", is(leasehold.EventEscalated, "l/g"))
 	// The lease's group restarted g: flaky runs again under a new g.
-	r.rec.waitNth(t, "flaky under the restarted g", 3, is(supervisor.EventServiceStarted, "l/g/flaky"))
-	if n := r.rec.count(is(supervisor.EventLeaseGranted, "l")); n != 1 {
+	r.rec.waitNth(t, "flaky under the restarted g", 3, is(leasehold.EventServiceStarted, "l/g/flaky"))
+	if n := r.rec.count(is(leasehold.EventLeaseGranted, "l")); n != 1 {
 		t.Errorf("lease granted %d times; the escalation must stop at g's parent", n)
 	}
 }
@@ -276,15 +278,15 @@ func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
 	srv := etcdtest.Start(t)
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, leasehold.SutureBackoff(2, time.Minute, 100*time.Millisecond),
 		leasehold.Func("crash", func(context.Context) error { return errors.New("crash") }, fastRestart)), leasehold.Options{})
-	_, paused := r.rec.wait(t, "the pause", is(supervisor.EventPaused, "l"))
-	_, after := r.rec.waitNth(t, "restarts after the pause", 6, is(supervisor.EventServiceStarted, "l/crash"))
+	_, paused := r.rec.wait(t, "the pause", is(leasehold.EventPaused, "l"))
+	_, after := r.rec.waitNth(t, "restarts after the pause", 6, is(leasehold.EventServiceStarted, "l/crash"))
 	if after < paused {
 		t.Error("no restart came after the pause")
 	}
-	if n := r.rec.count(is(supervisor.EventEscalated, "l")); n != 0 {
+	if n := r.rec.count(is(leasehold.EventEscalated, "l")); n != 0 {
 		t.Errorf("escalated %d times; suture's backoff never escalates", n)
 	}
-	if n := r.rec.count(is(supervisor.EventLeaseGranted, "l")); n != 1 {
+	if n := r.rec.count(is(leasehold.EventLeaseGranted, "l")); n != 1 {
 		t.Errorf("lease granted %d times; want 1", n)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/leases"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Child processes are this test binary re-executed with childEnv naming a
@@ -61,7 +60,7 @@ func runChild(role, endpoint string) int {
 		// Resumed after its lease expired, the child is past HeldUntil at
 		// once; the default policy would exit before the writer's late
 		// write. Abandoning shows that fencing alone rejects that write.
-		opts.Overrun = supervisor.AbandonOnOverrun
+		opts.Overrun = leasehold.AbandonOnOverrun
 	case roleStubborn:
 		tree = leasehold.Lease("l", leasehold.TTL(2*time.Second), leasehold.Func("stubborn", func(ctx context.Context) error {
 			fmt.Printf("LEASE %d\n", leasehold.LeaseOf(ctx).ID())
@@ -204,12 +203,12 @@ func TestFencingUnderRealPause(t *testing.T) {
 			return nil
 		}))
 	r := start(t, srv.Client(t), successor, leasehold.Options{})
-	r.rec.wait(t, "successor campaigning", is(supervisor.EventCampaigning, "leader"))
+	r.rec.wait(t, "successor campaigning", is(leasehold.EventCampaigning, "leader"))
 
 	if err := kid.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	elected, _ := r.rec.wait(t, "successor elected", is(supervisor.EventElected, "leader"))
+	elected, _ := r.rec.wait(t, "successor elected", is(leasehold.EventElected, "leader"))
 	successorRev := recv(t, "successor's commit", committed)
 	if elected.Token <= childToken {
 		t.Errorf("successor token %d not above the paused leader's %d", elected.Token, childToken)

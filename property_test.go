@@ -23,7 +23,6 @@ import (
 	"github.com/leasehold/leasehold/clock"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/internal/verify/faults"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // The model, checked on generated trees (docs/verification.md): rapid
@@ -77,12 +76,12 @@ type propStats struct{ cases, services, faults, overruns atomic.Int64 }
 
 // gen is one generated node.
 type gen struct {
-	kind     supervisor.Kind
+	kind     leasehold.Kind
 	name     string
 	children []*gen
-	strategy supervisor.Strategy
+	strategy leasehold.RestartStrategy
 	ordered  bool
-	restart  supervisor.RestartType
+	restart  leasehold.RestartType
 	shutdown time.Duration
 	// services
 	latency  time.Duration // to stop once asked
@@ -103,11 +102,11 @@ func (g *gen) String() string {
 	var walk func(n *gen, depth int)
 	walk = func(n *gen, depth int) {
 		fmt.Fprintf(&b, "%s%s %s", strings.Repeat("  ", depth), n.kind, n.name)
-		if n.kind != supervisor.KindService {
+		if n.kind != leasehold.KindService {
 			fmt.Fprintf(&b, " strategy=%s ordered=%v", n.strategy, n.ordered)
 		}
 		fmt.Fprintf(&b, " restart=%s shutdown=%s", n.restart, n.shutdown)
-		if n.kind == supervisor.KindService {
+		if n.kind == leasehold.KindService {
 			fmt.Fprintf(&b, " latency=%s crashIn=%s stubborn=%v dyn=%v", n.latency, n.crashIn, n.stubborn, n.manager)
 		}
 		b.WriteString("\n")
@@ -119,10 +118,10 @@ func (g *gen) String() string {
 	return b.String()
 }
 
-func genTree(t *rapid.T, kind supervisor.Kind, name string, depth int) *gen {
+func genTree(t *rapid.T, kind leasehold.Kind, name string, depth int) *gen {
 	g := &gen{kind: kind, name: name,
-		restart: rapid.SampledFrom([]supervisor.RestartType{supervisor.Permanent, supervisor.Transient, supervisor.Temporary}).Draw(t, name+".restart")}
-	if kind == supervisor.KindService {
+		restart: rapid.SampledFrom([]leasehold.RestartType{leasehold.Permanent, leasehold.Transient, leasehold.Temporary}).Draw(t, name+".restart")}
+	if kind == leasehold.KindService {
 		g.shutdown = rapid.SampledFrom([]time.Duration{0, 60 * time.Millisecond, 120 * time.Millisecond}).Draw(t, name+".shutdown")
 		if g.shutdown > 0 {
 			g.latency = time.Duration(rapid.Int64Range(0, int64(g.shutdown/2)).Draw(t, name+".latency"))
@@ -147,11 +146,11 @@ func genTree(t *rapid.T, kind supervisor.Kind, name string, depth int) *gen {
 		}
 		return g
 	}
-	g.strategy = rapid.SampledFrom([]supervisor.Strategy{supervisor.OneForOne, supervisor.OneForAll, supervisor.RestForOne}).Draw(t, name+".strategy")
+	g.strategy = rapid.SampledFrom([]leasehold.RestartStrategy{leasehold.OneForOne, leasehold.OneForAll, leasehold.RestForOne}).Draw(t, name+".strategy")
 	g.ordered = rapid.IntRange(0, 3).Draw(t, name+".ordered") == 0
-	kinds := []supervisor.Kind{supervisor.KindService}
+	kinds := []leasehold.Kind{leasehold.KindService}
 	if depth < 3 {
-		kinds = append(kinds, supervisor.KindService, supervisor.KindService, supervisor.KindSupervisor, supervisor.KindLease, supervisor.KindElection)
+		kinds = append(kinds, leasehold.KindService, leasehold.KindService, leasehold.KindSupervisor, leasehold.KindLease, leasehold.KindElection)
 	}
 	for i := range rapid.IntRange(1, 3).Draw(t, name+".children") {
 		k := rapid.SampledFrom(kinds).Draw(t, fmt.Sprintf("%s.%d.kind", name, i))
@@ -163,7 +162,7 @@ func genTree(t *rapid.T, kind supervisor.Kind, name string, depth int) *gen {
 // propCase is one running case.
 type propCase struct {
 	prefix string
-	kinds  map[string]supervisor.Kind // every declared node by path
+	kinds  map[string]leasehold.Kind // every declared node by path
 
 	mu   sync.Mutex
 	runs []propRun
@@ -231,7 +230,7 @@ func (c *propCase) manage(ctx context.Context, path string, g *gen) {
 			cancel()
 			continue
 		}
-		dyn := &gen{kind: supervisor.KindService, latency: a.wait / 10}
+		dyn := &gen{kind: leasehold.KindService, latency: a.wait / 10}
 		_ = group.Add(leasehold.Func(a.name, c.service(parent+"/"+a.name, dyn)))
 	}
 }
@@ -246,7 +245,7 @@ func (c *propCase) build(g *gen, parent string) *leasehold.Node {
 	if g.shutdown > 0 {
 		parts = append(parts, leasehold.Shutdown(g.shutdown))
 	}
-	if g.kind == supervisor.KindService {
+	if g.kind == leasehold.KindService {
 		parts = append(parts, leasehold.Backoff(20*time.Millisecond, 200*time.Millisecond))
 		return leasehold.Func(g.name, c.service(path, g), parts...)
 	}
@@ -261,9 +260,9 @@ func (c *propCase) build(g *gen, parent string) *leasehold.Node {
 		parts = append(parts, c.build(ch, path))
 	}
 	switch g.kind {
-	case supervisor.KindLease:
+	case leasehold.KindLease:
 		return leasehold.Lease(g.name, append(parts, leasehold.TTL(propTTL))...)
-	case supervisor.KindElection:
+	case leasehold.KindElection:
 		return leasehold.Election(g.name, c.prefix+"/elect/"+path, append(parts, leasehold.TTL(propTTL))...)
 	}
 	return leasehold.Supervisor(g.name, parts...)
@@ -279,7 +278,7 @@ type fault struct {
 var caseSeq atomic.Int64
 
 func runPropertyCase(t *rapid.T, srv *etcdtest.Server, direct *clientv3.Client, stats *propStats) {
-	rootKind := rapid.SampledFrom([]supervisor.Kind{supervisor.KindLease, supervisor.KindElection}).Draw(t, "root")
+	rootKind := rapid.SampledFrom([]leasehold.Kind{leasehold.KindLease, leasehold.KindElection}).Draw(t, "root")
 	tree := genTree(t, rootKind, "r", 0)
 	var faultsPlan []fault
 	for range rapid.IntRange(0, 3).Draw(t, "faults") {
@@ -292,7 +291,7 @@ func runPropertyCase(t *rapid.T, srv *etcdtest.Server, direct *clientv3.Client, 
 	}
 	slices.SortFunc(faultsPlan, func(a, b fault) int { return int(a.at - b.at) })
 
-	c := &propCase{prefix: fmt.Sprintf("/prop/%d", caseSeq.Add(1)), kinds: map[string]supervisor.Kind{}}
+	c := &propCase{prefix: fmt.Sprintf("/prop/%d", caseSeq.Add(1)), kinds: map[string]leasehold.Kind{}}
 	node := c.build(tree, "")
 	sock := filepath.Join(os.TempDir(), fmt.Sprintf("lh-prop-%d-%d.sock", os.Getpid(), caseSeq.Load()))
 	proxy, err := faults.NewProxy(sock, srv.Endpoint)
@@ -335,7 +334,7 @@ func runPropertyCase(t *rapid.T, srv *etcdtest.Server, direct *clientv3.Client, 
 		if r := running.Load(); r != nil {
 			_ = r.Snapshot()
 		}
-		if e.Kind == supervisor.EventLeaseGranted {
+		if e.Kind == leasehold.EventLeaseGranted {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_, _ = direct.Put(ctx, fmt.Sprintf("%s%x", markers, int64(e.LeaseID)), e.Path, clientv3.WithLease(e.LeaseID))
 			cancel()
@@ -354,7 +353,7 @@ func runPropertyCase(t *rapid.T, srv *etcdtest.Server, direct *clientv3.Client, 
 		},
 	})
 	if err != nil {
-		if errors.Is(err, supervisor.ErrInvalidTree) {
+		if errors.Is(err, leasehold.ErrInvalidTree) {
 			return // a generated tree whose Shutdowns do not fit: New said so
 		}
 		t.Fatal(err)
@@ -377,7 +376,7 @@ func runPropertyCase(t *rapid.T, srv *etcdtest.Server, direct *clientv3.Client, 
 		case "revoke":
 			var ids []clientv3.LeaseID
 			for _, e := range rec.all() {
-				if e.Kind == supervisor.EventLeaseGranted {
+				if e.Kind == leasehold.EventLeaseGranted {
 					ids = append(ids, e.LeaseID)
 				}
 			}
@@ -471,18 +470,18 @@ func leftovers() []string {
 type termInfo struct {
 	granted, stopped clock.Time
 	held             clock.Time // the latest HeldUntil the term's events carried
-	lost             *supervisor.Event
+	lost             *leasehold.Event
 	lease            clientv3.LeaseID
 }
 
-func checkInvariants(c *propCase, tree *gen, events []supervisor.Event, runs []propRun, stuck map[string]bool, deleted *sync.Map) []string {
+func checkInvariants(c *propCase, tree *gen, events []leasehold.Event, runs []propRun, stuck map[string]bool, deleted *sync.Map) []string {
 	var v []string
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	terms := map[string]map[int]*termInfo{}
 	lastTerm := map[string]int{}
 	lastToken := map[string]int64{}
 	for _, e := range events {
-		if e.Node != supervisor.KindLease && e.Node != supervisor.KindElection || e.Term == 0 {
+		if e.Node != leasehold.KindLease && e.Node != leasehold.KindElection || e.Term == 0 {
 			continue
 		}
 		if terms[e.Path] == nil {
@@ -495,22 +494,22 @@ func checkInvariants(c *propCase, tree *gen, events []supervisor.Event, runs []p
 		}
 		ti.held = max(ti.held, e.HeldUntil)
 		switch e.Kind {
-		case supervisor.EventLeaseGranted:
+		case leasehold.EventLeaseGranted:
 			// I5: terms strictly increase per node.
 			if e.Term <= lastTerm[e.Path] {
 				bad("I5: %s granted term %d after term %d", e.Path, e.Term, lastTerm[e.Path])
 			}
 			lastTerm[e.Path] = e.Term
 			ti.granted, ti.lease = e.At, e.LeaseID
-		case supervisor.EventElected:
+		case leasehold.EventElected:
 			if e.Token <= lastToken[e.Path] {
 				bad("I5: %s elected with token %d after token %d", e.Path, e.Token, lastToken[e.Path])
 			}
 			lastToken[e.Path] = e.Token
-		case supervisor.EventLeaseLost:
+		case leasehold.EventLeaseLost:
 			ev := e
 			ti.lost = &ev
-		case supervisor.EventTermStopped:
+		case leasehold.EventTermStopped:
 			ti.stopped = e.At
 		}
 	}
@@ -528,7 +527,7 @@ func checkInvariants(c *propCase, tree *gen, events []supervisor.Event, runs []p
 		var out []string
 		for i := range len(path) {
 			if path[i] == '/' {
-				if k := c.kinds[path[:i]]; k == supervisor.KindLease || k == supervisor.KindElection {
+				if k := c.kinds[path[:i]]; k == leasehold.KindLease || k == leasehold.KindElection {
 					out = append(out, path[:i])
 				}
 			}
@@ -565,7 +564,7 @@ func checkInvariants(c *propCase, tree *gen, events []supervisor.Event, runs []p
 	}
 	// I6: no child starts after its lease's fence_at, or after it was lost.
 	for _, e := range events {
-		if e.Kind != supervisor.EventServiceStarted {
+		if e.Kind != leasehold.EventServiceStarted {
 			continue
 		}
 		for _, p := range enclosing(e.Path) {

@@ -16,7 +16,6 @@ import (
 	"github.com/leasehold/leasehold/clock"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/leases"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // short is the lease TTL of these tests: etcd's default minimum.
@@ -54,7 +53,7 @@ func TestPartitionStopsSubtreeBeforeEtcdExpiresLease(t *testing.T) {
 	watch := observer.Watch(ctx, "/part/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 
 	proxy.Partition()
-	lost, lostAt := r.rec.wait(t, "lease lost", is(supervisor.EventLeaseLost, "node"))
+	lost, lostAt := r.rec.wait(t, "lease lost", is(leasehold.EventLeaseLost, "node"))
 	if !errors.Is(lost.Err, leases.ErrExpired) {
 		t.Errorf("lost because %v; want ErrExpired", lost.Err)
 	}
@@ -72,7 +71,7 @@ func TestPartitionStopsSubtreeBeforeEtcdExpiresLease(t *testing.T) {
 	}
 	// Order: lost < every service returned < HeldUntil < etcd deletes.
 	for _, name := range names {
-		stopped, at := r.rec.wait(t, "service stopped", is(supervisor.EventServiceStopped, "node/"+name))
+		stopped, at := r.rec.wait(t, "service stopped", is(leasehold.EventServiceStopped, "node/"+name))
 		if at < lostAt {
 			t.Errorf("%s stopped before the lease was lost", name)
 		}
@@ -102,7 +101,7 @@ func TestThreeCandidatesHandOver(t *testing.T) {
 	}
 	type election struct {
 		node  int
-		event supervisor.Event
+		event leasehold.Event
 	}
 	elected := make(chan election, 3)
 	nodes := make([]*running, 3)
@@ -110,8 +109,8 @@ func TestThreeCandidatesHandOver(t *testing.T) {
 		tree := leasehold.Election("leader", "/three", short, leasehold.Func("work", work))
 		nodes[i] = start(t, srv.Client(t), tree, leasehold.Options{
 			NodeID: fmt.Sprintf("n%d", i),
-			OnEvent: func(e supervisor.Event) {
-				if e.Kind == supervisor.EventElected {
+			OnEvent: func(e leasehold.Event) {
+				if e.Kind == leasehold.EventElected {
 					elected <- election{i, e}
 				}
 			},
@@ -129,7 +128,7 @@ func TestThreeCandidatesHandOver(t *testing.T) {
 		tokens = append(tokens, next.event.Token)
 		// Its subtree runs before it is stopped (events are delivered on
 		// their own goroutine, so the election's may come first).
-		leader.rec.wait(t, "work started", is(supervisor.EventServiceStarted, "leader/work"))
+		leader.rec.wait(t, "work started", is(leasehold.EventServiceStarted, "leader/work"))
 		if err := leader.stop(t); err != nil {
 			t.Fatalf("graceful stop: %v", err)
 		}
@@ -156,16 +155,16 @@ func TestCascadeStopsInnerFirstThenRevokes(t *testing.T) {
 		leasehold.Lease("inner", short, leasehold.Func("b", block)),
 	)
 	r := start(t, srv.Client(t), tree, leasehold.Options{})
-	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "outer/a"))
-	r.rec.wait(t, "b started", is(supervisor.EventServiceStarted, "outer/inner/b"))
-	granted, _ := r.rec.wait(t, "outer granted", is(supervisor.EventLeaseGranted, "outer"))
+	r.rec.wait(t, "a started", is(leasehold.EventServiceStarted, "outer/a"))
+	r.rec.wait(t, "b started", is(leasehold.EventServiceStarted, "outer/inner/b"))
+	granted, _ := r.rec.wait(t, "outer granted", is(leasehold.EventLeaseGranted, "outer"))
 
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	r.rec.wait(t, "outer revoked", isTerm(supervisor.EventLeaseRevoked, "outer", 1))
-	r.rec.wait(t, "inner revoked", isTerm(supervisor.EventLeaseRevoked, "outer/inner", 1))
-	inOrder := func(steps ...func(supervisor.Event) bool) {
+	r.rec.wait(t, "outer revoked", isTerm(leasehold.EventLeaseRevoked, "outer", 1))
+	r.rec.wait(t, "inner revoked", isTerm(leasehold.EventLeaseRevoked, "outer/inner", 1))
+	inOrder := func(steps ...func(leasehold.Event) bool) {
 		t.Helper()
 		last := -1
 		for i, match := range steps {
@@ -180,16 +179,16 @@ func TestCascadeStopsInnerFirstThenRevokes(t *testing.T) {
 	// is revoked only after its own subtree stopped. The inner revoke runs
 	// on its own: it must not hold up outer/a's stop (issue 10, item 1).
 	inOrder(
-		isTerm(supervisor.EventLeaseLost, "outer", 1),
-		is(supervisor.EventServiceStopped, "outer/inner/b"),
-		isTerm(supervisor.EventTermStopped, "outer/inner", 1),
-		is(supervisor.EventServiceStopped, "outer/a"),
-		isTerm(supervisor.EventTermStopped, "outer", 1),
-		isTerm(supervisor.EventLeaseRevoked, "outer", 1),
+		isTerm(leasehold.EventLeaseLost, "outer", 1),
+		is(leasehold.EventServiceStopped, "outer/inner/b"),
+		isTerm(leasehold.EventTermStopped, "outer/inner", 1),
+		is(leasehold.EventServiceStopped, "outer/a"),
+		isTerm(leasehold.EventTermStopped, "outer", 1),
+		isTerm(leasehold.EventLeaseRevoked, "outer", 1),
 	)
 	inOrder(
-		is(supervisor.EventServiceStopped, "outer/inner/b"),
-		isTerm(supervisor.EventLeaseRevoked, "outer/inner", 1),
+		is(leasehold.EventServiceStopped, "outer/inner/b"),
+		isTerm(leasehold.EventLeaseRevoked, "outer/inner", 1),
 	)
 }
 
@@ -212,8 +211,8 @@ func TestOverrunPolicyRunsAtHeldUntil(t *testing.T) {
 		return nil
 	})
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, stubborn), leasehold.Options{Overrun: policy})
-	r.rec.wait(t, "started", is(supervisor.EventServiceStarted, "l/stubborn"))
-	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	r.rec.wait(t, "started", is(leasehold.EventServiceStarted, "l/stubborn"))
+	granted, _ := r.rec.wait(t, "granted", is(leasehold.EventLeaseGranted, "l"))
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +223,11 @@ func TestOverrunPolicyRunsAtHeldUntil(t *testing.T) {
 	if calledAt.Before(o.HeldUntil) {
 		t.Errorf("policy ran at %v, before HeldUntil %v: the service had until then", calledAt, o.HeldUntil)
 	}
-	if lost, _ := r.rec.wait(t, "lost", isTerm(supervisor.EventLeaseLost, "l", 1)); lost.HeldUntil != o.HeldUntil {
+	if lost, _ := r.rec.wait(t, "lost", isTerm(leasehold.EventLeaseLost, "l", 1)); lost.HeldUntil != o.HeldUntil {
 		t.Errorf("overrun HeldUntil %v; want the lost lease's %v", o.HeldUntil, lost.HeldUntil)
 	}
 	// The abandoned service is still tracked: it is reported stopped once it returns.
-	r.rec.wait(t, "stubborn returned", is(supervisor.EventServiceStopped, "l/stubborn"))
+	r.rec.wait(t, "stubborn returned", is(leasehold.EventServiceStopped, "l/stubborn"))
 }
 
 // After a loss the node takes a new lease and leads again under a new term
@@ -242,14 +241,14 @@ func TestReacquireAfterLoss(t *testing.T) {
 		return nil
 	})
 	r := start(t, srv.Client(t), leasehold.Election("e", "/reacquire", short, svc), leasehold.Options{})
-	first, _ := r.rec.wait(t, "elected", isTerm(supervisor.EventElected, "e", 1))
+	first, _ := r.rec.wait(t, "elected", isTerm(leasehold.EventElected, "e", 1))
 	if got := recv(t, "service token", tokens); got != first.Token {
 		t.Errorf("service saw token %d; want %d", got, first.Token)
 	}
 	if _, err := srv.Client(t).Revoke(context.Background(), first.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	second, _ := r.rec.wait(t, "elected again", isTerm(supervisor.EventElected, "e", 2))
+	second, _ := r.rec.wait(t, "elected again", isTerm(leasehold.EventElected, "e", 2))
 	if second.LeaseID == first.LeaseID || second.Token <= first.Token {
 		t.Errorf("second term lease %x token %d; want a new lease and a token above %d", second.LeaseID, second.Token, first.Token)
 	}
@@ -275,21 +274,21 @@ func TestFailingServiceRestartsInsideLease(t *testing.T) {
 	r := start(t, srv.Client(t), leasehold.Lease("l", short, flaky), leasehold.Options{})
 	recv(t, "healthy run", healthy)
 
-	if got := r.rec.count(is(supervisor.EventServiceBackoff, "l/flaky")); got != 3 {
+	if got := r.rec.count(is(leasehold.EventServiceBackoff, "l/flaky")); got != 3 {
 		t.Errorf("%d backoffs; want 3", got)
 	}
-	if got := r.rec.count(is(supervisor.EventLeaseGranted, "l")); got != 1 {
+	if got := r.rec.count(is(leasehold.EventLeaseGranted, "l")); got != 1 {
 		t.Errorf("%d leases granted; want 1: restarts must not touch the lease", got)
 	}
-	if got := r.rec.count(is(supervisor.EventLeaseLost, "l")); got != 0 {
+	if got := r.rec.count(is(leasehold.EventLeaseLost, "l")); got != 0 {
 		t.Errorf("lease lost %d times", got)
 	}
 	snap := r.rt.Snapshot().Tree
 	svc := snap.Children[0]
-	if svc.Restarts != 3 || !strings.Contains(svc.LastError, "boom") || svc.State != supervisor.StateRunning {
+	if svc.Restarts != 3 || !strings.Contains(svc.LastError, "boom") || svc.State != leasehold.StateRunning {
 		t.Errorf("snapshot of flaky: %+v; want 3 restarts, last error boom, running", svc)
 	}
-	if snap.State != supervisor.StateHeld || snap.Term != 1 {
+	if snap.State != leasehold.StateHeld || snap.Term != 1 {
 		t.Errorf("snapshot of the lease: state %q term %d; want held, 1", snap.State, snap.Term)
 	}
 }
@@ -319,7 +318,7 @@ func TestInvalidTrees(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := leasehold.New(nil, tc.tree, leasehold.Options{})
-			if !errors.Is(err, supervisor.ErrInvalidTree) {
+			if !errors.Is(err, leasehold.ErrInvalidTree) {
 				t.Fatalf("New = %v; want ErrInvalidTree", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
@@ -342,13 +341,13 @@ func TestUnreachableEtcdRetries(t *testing.T) {
 		started.Store(true)
 		return block(ctx)
 	}))
-	r := start(t, c, tree, leasehold.Options{Reacquire: supervisor.Backoff{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
-	r.rec.wait(t, "first failure", is(supervisor.EventAcquireFailed, "l"))
-	second, _ := r.rec.waitNth(t, "second failure", 2, is(supervisor.EventAcquireFailed, "l"))
+	r := start(t, c, tree, leasehold.Options{Reacquire: leasehold.BackoffRange{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	r.rec.wait(t, "first failure", is(leasehold.EventAcquireFailed, "l"))
+	second, _ := r.rec.waitNth(t, "second failure", 2, is(leasehold.EventAcquireFailed, "l"))
 	if second.Err == nil {
 		t.Error("acquire failure without its error")
 	}
-	if snap := r.rt.Snapshot().Tree; snap.State != supervisor.StateAcquiring || snap.LastError == "" {
+	if snap := r.rt.Snapshot().Tree; snap.State != leasehold.StateAcquiring || snap.LastError == "" {
 		t.Errorf("snapshot: state %q, last error %q; want acquiring with the error", snap.State, snap.LastError)
 	}
 	if err := r.stop(t); err != nil {
@@ -381,12 +380,12 @@ func TestDynamicChildren(t *testing.T) {
 		}
 	}
 	for _, bad := range []*leasehold.Node{leasehold.Func("unit:a", block), leasehold.Func("", block), leasehold.Func("manager", block)} {
-		if err := g.Add(bad); !errors.Is(err, supervisor.ErrInvalidTree) {
+		if err := g.Add(bad); !errors.Is(err, leasehold.ErrInvalidTree) {
 			t.Errorf("Add of a duplicate or unnamed child = %v; want ErrInvalidTree", err)
 		}
 	}
-	r.rec.wait(t, "a started", is(supervisor.EventServiceStarted, "l/unit:a"))
-	r.rec.wait(t, "b started", is(supervisor.EventServiceStarted, "l/unit:b"))
+	r.rec.wait(t, "a started", is(leasehold.EventServiceStarted, "l/unit:a"))
+	r.rec.wait(t, "b started", is(leasehold.EventServiceStarted, "l/unit:b"))
 	names := func() []string {
 		var out []string
 		for _, c := range r.rt.Snapshot().Tree.Children {
@@ -406,20 +405,20 @@ func TestDynamicChildren(t *testing.T) {
 	if got := names(); !slices.Equal(got, []string{"manager", "unit:b"}) {
 		t.Errorf("children after Remove %v; want manager, unit:b", got)
 	}
-	if err := g.Remove(context.Background(), "unit:a"); !errors.Is(err, supervisor.ErrNoChild) {
+	if err := g.Remove(context.Background(), "unit:a"); !errors.Is(err, leasehold.ErrNoChild) {
 		t.Errorf("second Remove = %v; want ErrNoChild", err)
 	}
 	// Losing the lease stops unit:b before the lease is revoked.
-	granted, _ := r.rec.wait(t, "granted", is(supervisor.EventLeaseGranted, "l"))
+	granted, _ := r.rec.wait(t, "granted", is(leasehold.EventLeaseGranted, "l"))
 	if _, err := srv.Client(t).Revoke(context.Background(), granted.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	_, revoked := r.rec.wait(t, "revoked", isTerm(supervisor.EventLeaseRevoked, "l", 1))
-	_, stopped := r.rec.wait(t, "b stopped", is(supervisor.EventServiceStopped, "l/unit:b"))
+	_, revoked := r.rec.wait(t, "revoked", isTerm(leasehold.EventLeaseRevoked, "l", 1))
+	_, stopped := r.rec.wait(t, "b stopped", is(leasehold.EventServiceStopped, "l/unit:b"))
 	if stopped > revoked {
 		t.Error("the lease was revoked before its dynamic child stopped")
 	}
-	if err := g.Add(leasehold.Func("late", block)); !errors.Is(err, supervisor.ErrGroupStopped) {
+	if err := g.Add(leasehold.Func("late", block)); !errors.Is(err, leasehold.ErrGroupStopped) {
 		t.Errorf("Add after the term = %v; want ErrGroupStopped", err)
 	}
 }

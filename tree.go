@@ -8,7 +8,7 @@ import (
 
 	"github.com/thejerf/suture/v4"
 
-	"github.com/leasehold/leasehold/supervisor"
+	"github.com/leasehold/leasehold/internal/otp"
 )
 
 // Part is a child node or an option of a node; constructors take both, so
@@ -19,7 +19,7 @@ type Part interface {
 
 // Node is a node of a tree, built by Lease, Election, Supervisor or Service.
 type Node struct {
-	spec supervisor.Spec
+	spec nodeSpec
 	errs []error // options that do not apply to the node's kind
 }
 
@@ -32,11 +32,11 @@ func (n *Node) apply(parent *Node) {
 	parent.errs = append(parent.errs, n.errs...)
 }
 
-func newNode(kind supervisor.Kind, name string, parts []Part) *Node {
-	n := &Node{spec: supervisor.Spec{Kind: kind, Name: name}}
+func newNode(kind Kind, name string, parts []Part) *Node {
+	n := &Node{spec: nodeSpec{Kind: kind, Name: name}}
 	for _, p := range parts {
 		if p == nil {
-			n.errs = append(n.errs, fmt.Errorf("%w: %s: a nil part was passed: remove it", supervisor.ErrInvalidTree, name))
+			n.errs = append(n.errs, fmt.Errorf("%w: %s: a nil part was passed: remove it", ErrInvalidTree, name))
 			continue
 		}
 		p.apply(n)
@@ -47,28 +47,28 @@ func newNode(kind supervisor.Kind, name string, parts []Part) *Node {
 // Lease declares a node that holds an etcd lease; its children run while
 // the lease is held. Options: TTL, RenewInterval, StopBudget, Rho, Guard.
 func Lease(name string, parts ...Part) *Node {
-	return newNode(supervisor.KindLease, name, parts)
+	return newNode(KindLease, name, parts)
 }
 
 // Election declares a lease node that must also lead the election on
 // prefix (etcd's concurrency.Election key layout) before its children start.
 // Options: those of Lease, and Identity.
 func Election(name, prefix string, parts ...Part) *Node {
-	n := newNode(supervisor.KindElection, name, parts)
+	n := newNode(KindElection, name, parts)
 	n.spec.Prefix = prefix
 	return n
 }
 
 // Supervisor declares a group of children under the enclosing lease.
 func Supervisor(name string, parts ...Part) *Node {
-	return newNode(supervisor.KindSupervisor, name, parts)
+	return newNode(KindSupervisor, name, parts)
 }
 
 // Service declares a leaf running svc. Its Serve must return once its
-// context ends; see the supervisor package for what "stopped" means.
+// context ends: a service is stopped only when Serve has returned.
 // Options: Backoff.
 func Service(name string, svc suture.Service, parts ...Part) *Node {
-	n := newNode(supervisor.KindService, name, parts)
+	n := newNode(KindService, name, parts)
 	n.spec.Service = svc
 	return n
 }
@@ -93,8 +93,8 @@ func (f funcService) String() string                  { return f.name }
 // option is a Part that sets fields of the node it is passed to.
 type option struct {
 	name  string
-	kinds []supervisor.Kind
-	set   func(*supervisor.Spec)
+	kinds []Kind
+	set   func(*nodeSpec)
 }
 
 func (o option) apply(n *Node) {
@@ -105,66 +105,66 @@ func (o option) apply(n *Node) {
 		}
 	}
 	n.errs = append(n.errs, fmt.Errorf("%w: %s: option %s does not apply to a %s node: move it to a %v node",
-		supervisor.ErrInvalidTree, n.spec.Name, o.name, n.spec.Kind, o.kinds))
+		ErrInvalidTree, n.spec.Name, o.name, n.spec.Kind, o.kinds))
 }
 
-var leaseKinds = []supervisor.Kind{supervisor.KindLease, supervisor.KindElection}
+var leaseKinds = []Kind{KindLease, KindElection}
 
 // TTL sets a lease's time to live in etcd (whole seconds, at least 2s).
 func TTL(d time.Duration) Part {
-	return option{"TTL", leaseKinds, func(s *supervisor.Spec) { s.Lease.TTL = d }}
+	return option{"TTL", leaseKinds, func(s *nodeSpec) { s.Lease.TTL = d }}
 }
 
 // RenewInterval sets the time between renewals (default TTL/3).
 func RenewInterval(d time.Duration) Part {
-	return option{"RenewInterval", leaseKinds, func(s *supervisor.Spec) { s.Lease.RenewInterval = d }}
+	return option{"RenewInterval", leaseKinds, func(s *nodeSpec) { s.Lease.RenewInterval = d }}
 }
 
 // StopBudget sets how long the subtree has to stop after the lease is lost
 // locally and before etcd could expire it (default TTL/3).
 func StopBudget(d time.Duration) Part {
-	return option{"StopBudget", leaseKinds, func(s *supervisor.Spec) { s.Lease.StopBudget = d }}
+	return option{"StopBudget", leaseKinds, func(s *nodeSpec) { s.Lease.StopBudget = d }}
 }
 
 // Rho bounds the clock-rate difference to the etcd leader (default 1e-3).
 func Rho(rho float64) Part {
-	return option{"Rho", leaseKinds, func(s *supervisor.Spec) { s.Lease.Rho = rho }}
+	return option{"Rho", leaseKinds, func(s *nodeSpec) { s.Lease.Rho = rho }}
 }
 
 // Guard is subtracted from the held time for timer jitter (default 50ms).
 func Guard(d time.Duration) Part {
-	return option{"Guard", leaseKinds, func(s *supervisor.Spec) { s.Lease.Guard = d }}
+	return option{"Guard", leaseKinds, func(s *nodeSpec) { s.Lease.Guard = d }}
 }
 
 // Identity sets the value of an election's key, shown as the leader, or of
 // a lease's Key (default: the runtime's node ID).
 func Identity(id string) Part {
-	return option{"Identity", leaseKinds, func(s *supervisor.Spec) { s.Identity = id }}
+	return option{"Identity", leaseKinds, func(s *nodeSpec) { s.Identity = id }}
 }
 
 // Key makes a lease node hold key under its lease each term, waiting while
 // an earlier lease still holds it. The key's create revision is the term's
 // fencing token, reachable through TermOf like an election's.
 func Key(key string) Part {
-	return option{"Key", []supervisor.Kind{supervisor.KindLease}, func(s *supervisor.Spec) { s.Key = key }}
+	return option{"Key", []Kind{KindLease}, func(s *nodeSpec) { s.Key = key }}
 }
 
 // Backoff sets a child's restart delay: min after the first failure,
 // doubling up to max (defaults 100ms and 10s).
 func Backoff(min, max time.Duration) Part {
-	return option{"Backoff", allKinds, func(s *supervisor.Spec) {
-		s.Backoff = supervisor.Backoff{Min: min, Max: max}
+	return option{"Backoff", allKinds, func(s *nodeSpec) {
+		s.Backoff = otp.Backoff{Min: min, Max: max}
 	}}
 }
 
-var groupKinds = []supervisor.Kind{supervisor.KindLease, supervisor.KindElection, supervisor.KindSupervisor}
+var groupKinds = []Kind{KindLease, KindElection, KindSupervisor}
 
-var allKinds = append([]supervisor.Kind{supervisor.KindService}, groupKinds...)
+var allKinds = append([]Kind{KindService}, groupKinds...)
 
 // Strategy sets which siblings restart when a child fails: one_for_one
 // (the default), one_for_all or rest_for_one, as in OTP.
-func Strategy(s supervisor.Strategy) Part {
-	return option{"Strategy", groupKinds, func(sp *supervisor.Spec) { sp.Strategy = s }}
+func Strategy(s RestartStrategy) Part {
+	return option{"Strategy", groupKinds, func(sp *nodeSpec) { sp.Strategy = s }}
 }
 
 // Intensity sets how many restarts a node's children may make within period
@@ -172,8 +172,8 @@ func Strategy(s supervisor.Strategy) Part {
 // means no limit). Under a lease that gives the lease up; an election
 // resigns so a healthy peer can lead.
 func Intensity(max int, period time.Duration) Part {
-	return option{"Intensity", groupKinds, func(sp *supervisor.Spec) {
-		sp.Intensity = supervisor.Intensity{MaxRestarts: max, Period: period}
+	return option{"Intensity", groupKinds, func(sp *nodeSpec) {
+		sp.Intensity = otp.Intensity{MaxRestarts: max, Period: period}
 	}}
 }
 
@@ -181,51 +181,39 @@ func Intensity(max int, period time.Duration) Part {
 // past threshold failures (decaying by half every decay), all restarts of
 // its children pause for backoff; the node never escalates.
 func SutureBackoff(threshold float64, decay, backoff time.Duration) Part {
-	return option{"SutureBackoff", groupKinds, func(sp *supervisor.Spec) {
-		sp.Suture = &supervisor.SutureBackoff{Threshold: threshold, Decay: decay, Backoff: backoff}
+	return option{"SutureBackoff", groupKinds, func(sp *nodeSpec) {
+		sp.Suture = &otp.SutureBackoff{Threshold: threshold, Decay: decay, Backoff: backoff}
 	}}
 }
 
 // Ordered starts a node's children one at a time in declaration order and
 // stops them one at a time in reverse order, as OTP does.
 func Ordered() Part {
-	return option{"Ordered", groupKinds, func(sp *supervisor.Spec) { sp.Ordered = true }}
+	return option{"Ordered", groupKinds, func(sp *nodeSpec) { sp.Ordered = true }}
 }
 
 // Restart sets when a child that returned on its own restarts: permanent
 // (the default), transient (only after an error) or temporary (never).
-func Restart(r supervisor.RestartType) Part {
-	return option{"Restart", allKinds, func(sp *supervisor.Spec) { sp.Restart = r }}
+func Restart(r RestartType) Part {
+	return option{"Restart", allKinds, func(sp *nodeSpec) { sp.Restart = r }}
 }
 
 // Shutdown sets how long a child has to return once asked to stop, before
 // the overrun policy applies (default: until the lease's deadline).
 func Shutdown(d time.Duration) Part {
-	return option{"Shutdown", allKinds, func(sp *supervisor.Spec) { sp.Shutdown = d }}
+	return option{"Shutdown", allKinds, func(sp *nodeSpec) { sp.Shutdown = d }}
 }
 
 // AwaitReady makes an Ordered parent start the next sibling only once this
 // child has called Ready.
 func AwaitReady() Part {
-	return option{"AwaitReady", allKinds, func(sp *supervisor.Spec) { sp.AwaitReady = true }}
-}
-
-// Spec returns the validated specification of the tree rooted at n.
-func (n *Node) Spec() (*supervisor.Spec, error) {
-	spec, err := n.built()
-	if err != nil {
-		return nil, err
-	}
-	if err := supervisor.Validate(spec); err != nil {
-		return nil, err
-	}
-	return spec, nil
+	return option{"AwaitReady", allKinds, func(sp *nodeSpec) { sp.AwaitReady = true }}
 }
 
 // built returns n's spec, or the errors of its construction.
-func (n *Node) built() (*supervisor.Spec, error) {
+func (n *Node) built() (*nodeSpec, error) {
 	if n == nil {
-		return nil, supervisor.Validate(nil)
+		return nil, validateTree(nil)
 	}
 	if len(n.errs) > 0 {
 		return nil, errors.Join(n.errs...)

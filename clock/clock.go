@@ -128,3 +128,18 @@ func notify(c chan struct{}) {
 	default:
 	}
 }
+
+// Sleep waits for d on c, or until stop or also (either may be nil) is
+// closed, whichever comes first.
+func Sleep(c Clock, d time.Duration, stop, also <-chan struct{}) {
+	if d <= 0 {
+		return
+	}
+	t := c.NewTimer(c.Now().Add(d))
+	defer t.Stop()
+	select {
+	case <-stop:
+	case <-also:
+	case <-t.C():
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/leasehold/leasehold"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -42,19 +41,19 @@ func serve(t *testing.T, s *Server) *httptest.Server {
 // events records a runtime's events.
 type events struct {
 	mu   sync.Mutex
-	list []supervisor.Event
+	list []leasehold.Event
 }
 
-func (e *events) on(ev supervisor.Event) {
+func (e *events) on(ev leasehold.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.list = append(e.list, ev)
 }
 
 // await waits for an event of kind on path with term >= term.
-func (e *events) await(t *testing.T, kind supervisor.EventKind, path string, term int) supervisor.Event {
+func (e *events) await(t *testing.T, kind leasehold.EventKind, path string, term int) leasehold.Event {
 	t.Helper()
-	var got supervisor.Event
+	var got leasehold.Event
 	poll(t, string(kind)+" on "+path, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -81,7 +80,7 @@ type live struct {
 
 // start runs tree on client as node id until the test ends, with metrics
 // and a debug server wired as the scheduler binary wires them.
-func start(t *testing.T, client *clientv3.Client, tree *leasehold.Node, id string, opts Options, reacquire supervisor.Backoff) *live {
+func start(t *testing.T, client *clientv3.Client, tree *leasehold.Node, id string, opts Options, reacquire leasehold.BackoffRange) *live {
 	t.Helper()
 	l := &live{events: &events{}, reg: prometheus.NewRegistry()}
 	rt, err := leasehold.New(client, tree, leasehold.Options{
@@ -158,13 +157,13 @@ func get(t *testing.T, url string, header ...string) (int, http.Header, string) 
 }
 
 // tree fetches /debug/tree.json.
-func tree(t *testing.T, base string) supervisor.Snapshot {
+func tree(t *testing.T, base string) leasehold.Snapshot {
 	t.Helper()
 	code, _, body := get(t, base+"/debug/tree.json")
 	if code != http.StatusOK {
 		t.Fatalf("tree.json: %d %s", code, body)
 	}
-	var s supervisor.Snapshot
+	var s leasehold.Snapshot
 	if err := json.Unmarshal([]byte(body), &s); err != nil {
 		t.Fatalf("tree.json: %v\n%s", err, body)
 	}
@@ -172,9 +171,9 @@ func tree(t *testing.T, base string) supervisor.Snapshot {
 }
 
 // find returns the node at path.
-func find(s supervisor.Snapshot, path string) (supervisor.NodeSnapshot, bool) {
-	var walk func(n supervisor.NodeSnapshot) (supervisor.NodeSnapshot, bool)
-	walk = func(n supervisor.NodeSnapshot) (supervisor.NodeSnapshot, bool) {
+func find(s leasehold.Snapshot, path string) (leasehold.NodeSnapshot, bool) {
+	var walk func(n leasehold.NodeSnapshot) (leasehold.NodeSnapshot, bool)
+	walk = func(n leasehold.NodeSnapshot) (leasehold.NodeSnapshot, bool) {
 		if n.Path == path {
 			return n, true
 		}
@@ -183,12 +182,12 @@ func find(s supervisor.Snapshot, path string) (supervisor.NodeSnapshot, bool) {
 				return f, true
 			}
 		}
-		return supervisor.NodeSnapshot{}, false
+		return leasehold.NodeSnapshot{}, false
 	}
 	return walk(s.Tree)
 }
 
-func mustFind(t *testing.T, s supervisor.Snapshot, path string) supervisor.NodeSnapshot {
+func mustFind(t *testing.T, s leasehold.Snapshot, path string) leasehold.NodeSnapshot {
 	t.Helper()
 	n, ok := find(s, path)
 	if !ok {

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/leasehold/leasehold/internal/testcerts"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // serveTLS serves s over HTTPS with a certificate from a CA made for the
@@ -82,14 +83,14 @@ func TestPageOverHTTPS(t *testing.T) {
 	}
 	// Only the live stream can bring the new token: the poll interval is
 	// an hour.
-	src.set(func(snap *supervisor.Snapshot) {
+	src.set(func(snap *leasehold.Snapshot) {
 		for i := range snap.Tree.Children {
 			if snap.Tree.Children[i].Role == "leader" {
 				snap.Tree.Children[i].Token = 16
 			}
 		}
 	})
-	s.Observe(supervisor.Event{})
+	s.Observe(leasehold.Event{})
 	waitFor("the new token over the HTTPS live stream", election+`?.dataset.token === '16'`)
 	if now, err := chromedp.Run(ctx, chromedp.Evaluate[string](`String(window.leasehold.loadedAt)`)); err != nil || now != loaded {
 		t.Fatalf("the page reloaded (loadedAt %s, then %s, %v)", loaded, now, err)
@@ -134,8 +135,8 @@ func TestHTTPSTokenAndPublicHealth(t *testing.T) {
 	if code, body := get("/readyz?verbose", token); code != http.StatusOK || body != "[+]root-lease ok\nreadyz check passed\n" {
 		t.Errorf("verbose readyz with the token: %d %q", code, body)
 	}
-	src.set(func(snap *supervisor.Snapshot) {
-		snap.Tree.State, snap.Tree.Held, snap.Tree.LastError = supervisor.StateAcquiring, false, "secret detail"
+	src.set(func(snap *leasehold.Snapshot) {
+		snap.Tree.State, snap.Tree.Held, snap.Tree.LastError = leasehold.StateAcquiring, false, "secret detail"
 	})
 	if code, body := get("/readyz?verbose", ""); code != http.StatusServiceUnavailable || body != "readyz check failed\n" {
 		t.Errorf("failing readyz without the token: %d %q; want 503 without details", code, body)

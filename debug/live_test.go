@@ -16,7 +16,6 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // series names a metric of the node at path.
@@ -27,23 +26,23 @@ func series(name, path string) string { return fmt.Sprintf("%s{path=%q}", name, 
 // trees agree on the discrete fields (held, term, state, role, token,
 // restarts); values that move on their own (safety left, renewals) must lie
 // between the two trees' values.
-func agree(t *testing.T, base string) supervisor.Snapshot {
+func agree(t *testing.T, base string) leasehold.Snapshot {
 	t.Helper()
-	discrete := func(n supervisor.NodeSnapshot) string {
+	discrete := func(n leasehold.NodeSnapshot) string {
 		return fmt.Sprintf("%v %d %s %s %d %d", n.Held, n.Term, n.State, n.Role, n.Token, n.Restarts)
 	}
 	for try := 0; ; try++ {
 		a, m, b := tree(t, base), scrape(t, base), tree(t, base)
-		var nodes []struct{ a, b supervisor.NodeSnapshot }
+		var nodes []struct{ a, b leasehold.NodeSnapshot }
 		stable := true
-		var walk func(n supervisor.NodeSnapshot)
-		walk = func(n supervisor.NodeSnapshot) {
+		var walk func(n leasehold.NodeSnapshot)
+		walk = func(n leasehold.NodeSnapshot) {
 			nb, ok := find(b, n.Path)
 			if !ok || discrete(n) != discrete(nb) {
 				stable = false
 				return
 			}
-			nodes = append(nodes, struct{ a, b supervisor.NodeSnapshot }{n, nb})
+			nodes = append(nodes, struct{ a, b leasehold.NodeSnapshot }{n, nb})
 			for _, c := range n.Children {
 				walk(c)
 			}
@@ -75,7 +74,7 @@ func agree(t *testing.T, base string) supervisor.Snapshot {
 				t.Errorf("%s = %v; want 1", state, m[state])
 			}
 			switch n.Kind {
-			case supervisor.KindLease, supervisor.KindElection:
+			case leasehold.KindLease, leasehold.KindElection:
 				if v := val(series("leasehold_lease_held", n.Path)); v != b2f(n.Held) {
 					t.Errorf("%s: lease_held %v; the tree shows held=%v", n.Path, v, n.Held)
 				}
@@ -87,7 +86,7 @@ func agree(t *testing.T, base string) supervisor.Snapshot {
 				}
 				between(series("leasehold_lease_safety_seconds", n.Path), float64(p.a.HeldUntilMs)/1000, float64(p.b.HeldUntilMs)/1000, 0.3)
 				between(series("leasehold_lease_renewals_total", n.Path), float64(p.a.Renewals), float64(p.b.Renewals), 0)
-				if n.Kind == supervisor.KindElection {
+				if n.Kind == leasehold.KindElection {
 					if v := val(series("leasehold_election_leader", n.Path)); v != b2f(n.Role == "leader") {
 						t.Errorf("%s: election_leader %v; the tree shows role %s", n.Path, v, n.Role)
 					}
@@ -95,7 +94,7 @@ func agree(t *testing.T, base string) supervisor.Snapshot {
 						t.Errorf("%s: fencing_token %v; the tree shows token %d", n.Path, v, n.Token)
 					}
 				}
-			case supervisor.KindService:
+			case leasehold.KindService:
 				if v := val(series("leasehold_service_restarts_total", n.Path)); v != float64(n.Restarts) {
 					t.Errorf("%s: restarts %v; the tree shows %d", n.Path, v, n.Restarts)
 				}
@@ -126,13 +125,13 @@ func TestMetricsAndJSONAgreeThroughLoss(t *testing.T) {
 		}, leasehold.Backoff(10*time.Millisecond, 10*time.Millisecond)),
 	)
 	// A long re-acquire backoff leaves time to look at the lost state.
-	l := start(t, c, tr, "n1", Options{}, supervisor.Backoff{Min: 1500 * time.Millisecond, Max: 1500 * time.Millisecond})
+	l := start(t, c, tr, "n1", Options{}, leasehold.BackoffRange{Min: 1500 * time.Millisecond, Max: 1500 * time.Millisecond})
 	base := l.http.URL
 
 	poll(t, "the tree up", func() bool {
 		s := tree(t, base)
 		el, fl := mustFind(t, s, "registry/election"), mustFind(t, s, "registry/flaky")
-		return s.Tree.Held && el.Role == "leader" && fl.State == supervisor.StateRunning && fl.Restarts == 2
+		return s.Tree.Held && el.Role == "leader" && fl.State == leasehold.StateRunning && fl.Restarts == 2
 	})
 	s := agree(t, base)
 	m := scrape(t, base)
@@ -153,7 +152,7 @@ func TestMetricsAndJSONAgreeThroughLoss(t *testing.T) {
 
 	// Lose the root lease: revoke it from another client.
 	revoke(t, c, s.Tree.LeaseID)
-	l.events.await(t, supervisor.EventLeaseRevoked, "registry", 1)
+	l.events.await(t, leasehold.EventLeaseRevoked, "registry", 1)
 	s = agree(t, base)
 	if s.Tree.Held || s.Tree.Term != 1 {
 		t.Fatalf("after the loss the tree shows held=%v term %d; want not held, term 1 (re-acquire waits 1.5s)", s.Tree.Held, s.Tree.Term)
@@ -228,10 +227,10 @@ func TestDynamicChildrenAggregate(t *testing.T) {
 			}
 			return block(ctx)
 		}))
-	l := start(t, c, tr, "n1", Options{}, supervisor.Backoff{})
+	l := start(t, c, tr, "n1", Options{}, leasehold.BackoffRange{})
 	poll(t, "five units", func() bool {
 		s := tree(t, l.http.URL)
-		return len(s.Tree.Children) == 6 && mustFind(t, s, "runner/unit:0").State == supervisor.StateRunning
+		return len(s.Tree.Children) == 6 && mustFind(t, s, "runner/unit:0").State == leasehold.StateRunning
 	})
 	m := scrape(t, l.http.URL)
 	if v := m[series("leasehold_dynamic_children", "runner")]; v != 5 {
@@ -262,7 +261,7 @@ func TestStalledClientNeverBlocksTheTree(t *testing.T) {
 	}
 	tr := leasehold.Lease("registry", append([]leasehold.Part{leasehold.TTL(2 * time.Second), leasehold.RenewInterval(300 * time.Millisecond)}, services...)...)
 	const writeTimeout = 6 * time.Second
-	l := start(t, c, tr, "n1", Options{Interval: 10 * time.Millisecond, WriteTimeout: writeTimeout}, supervisor.Backoff{})
+	l := start(t, c, tr, "n1", Options{Interval: 10 * time.Millisecond, WriteTimeout: writeTimeout}, leasehold.BackoffRange{})
 	base := l.http.URL
 	poll(t, "the lease held", func() bool { return tree(t, base).Tree.Held })
 

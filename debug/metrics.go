@@ -4,10 +4,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Metrics exports a tree's state and history in Prometheus form.
@@ -25,7 +26,7 @@ import (
 // (leasehold_dynamic_children, leasehold_dynamic_restarts_total).
 type Metrics struct {
 	src      Source
-	declared map[string]supervisor.Kind
+	declared map[string]leasehold.Kind
 
 	mu struct {
 		sync.Mutex
@@ -62,28 +63,28 @@ var (
 
 // statesOf lists the states a node of each kind goes through, so that
 // leasehold_node_state has a series for each (0 or 1).
-var statesOf = map[supervisor.Kind][]string{
-	supervisor.KindService:    {supervisor.StateStarting, supervisor.StateRunning, supervisor.StateBackoff, supervisor.StateStopping, supervisor.StateStopped, supervisor.StateFailed},
-	supervisor.KindLease:      {supervisor.StateAcquiring, supervisor.StateHeld, supervisor.StateStopping, supervisor.StateStopped},
-	supervisor.KindElection:   {supervisor.StateAcquiring, supervisor.StateCampaigning, supervisor.StateLeading, supervisor.StateStopping, supervisor.StateStopped},
-	supervisor.KindSupervisor: {supervisor.StateRunning, supervisor.StateStopped},
+var statesOf = map[leasehold.Kind][]string{
+	leasehold.KindService:    {leasehold.StateStarting, leasehold.StateRunning, leasehold.StateBackoff, leasehold.StateStopping, leasehold.StateStopped, leasehold.StateFailed},
+	leasehold.KindLease:      {leasehold.StateAcquiring, leasehold.StateHeld, leasehold.StateStopping, leasehold.StateStopped},
+	leasehold.KindElection:   {leasehold.StateAcquiring, leasehold.StateCampaigning, leasehold.StateLeading, leasehold.StateStopping, leasehold.StateStopped},
+	leasehold.KindSupervisor: {leasehold.StateRunning, leasehold.StateStopped},
 }
 
 // NewMetrics registers a tree's metrics on reg (the binary's own registry,
 // never the global one) and returns them; it panics if they are already
 // registered there. Call it before the tree runs: the paths src shows then
-// are the declared tree. Plug Observe into supervisor.Options.OnEvent; as
+// are the declared tree. Plug Observe into leasehold.Options.OnEvent; as
 // the Runtime needs its Options first, go through a closure:
 //
 //	var m *debug.Metrics
 //	rt, _ := leasehold.New(client, tree, leasehold.Options{OnEvent: func(e leasehold.Event) { m.Observe(e) }})
 //	m = debug.NewMetrics(reg, rt)
 func NewMetrics(reg *prometheus.Registry, src Source) *Metrics {
-	m := &Metrics{src: src, declared: map[string]supervisor.Kind{}}
+	m := &Metrics{src: src, declared: map[string]leasehold.Kind{}}
 	m.mu.leading = map[string]bool{}
 	m.mu.lostAt = map[string]clock.Time{}
-	var walk func(n supervisor.NodeSnapshot)
-	walk = func(n supervisor.NodeSnapshot) {
+	var walk func(n leasehold.NodeSnapshot)
+	walk = func(n leasehold.NodeSnapshot) {
 		m.declared[n.Path] = n.Kind
 		for _, c := range n.Children {
 			walk(c)
@@ -113,12 +114,12 @@ func NewMetrics(reg *prometheus.Registry, src Source) *Metrics {
 	// Series of the declared tree start at 0, so that increase() sees the
 	// first event.
 	for p, kind := range m.declared {
-		if kind == supervisor.KindLease || kind == supervisor.KindElection {
+		if kind == leasehold.KindLease || kind == leasehold.KindElection {
 			m.leasesLost.WithLabelValues(p)
 			m.acquireFailures.WithLabelValues(p)
 			m.overruns.WithLabelValues(p)
 		}
-		if kind == supervisor.KindElection {
+		if kind == leasehold.KindElection {
 			m.leadershipChanges.WithLabelValues(p)
 		}
 	}
@@ -143,28 +144,28 @@ func (m *Metrics) label(path string) (string, bool) {
 }
 
 // Observe counts an event. It never blocks; plug it into
-// supervisor.Options.OnEvent. A nil Metrics ignores events.
-func (m *Metrics) Observe(e supervisor.Event) {
+// leasehold.Options.OnEvent. A nil Metrics ignores events.
+func (m *Metrics) Observe(e leasehold.Event) {
 	if m == nil {
 		return
 	}
 	m.events.WithLabelValues(string(e.Kind)).Inc()
 	label, declared := m.label(e.Path)
 	switch e.Kind {
-	case supervisor.EventAcquireFailed:
+	case leasehold.EventAcquireFailed:
 		m.acquireFailures.WithLabelValues(label).Inc()
-	case supervisor.EventElected:
+	case leasehold.EventElected:
 		m.mu.Lock()
 		m.mu.leading[e.Path] = true
 		m.mu.Unlock()
 		m.leadershipChanges.WithLabelValues(label).Inc()
-	case supervisor.EventLeaseLost:
+	case leasehold.EventLeaseLost:
 		m.leasesLost.WithLabelValues(label).Inc()
 		m.mu.Lock()
 		m.mu.lostAt[e.Path] = e.At
 		m.mu.Unlock()
 		m.stepDown(e, label)
-	case supervisor.EventTermStopped:
+	case leasehold.EventTermStopped:
 		m.mu.Lock()
 		lost, ok := m.mu.lostAt[e.Path]
 		delete(m.mu.lostAt, e.Path)
@@ -176,15 +177,15 @@ func (m *Metrics) Observe(e supervisor.Event) {
 			}
 		}
 		m.stepDown(e, label)
-	case supervisor.EventLeaseRevoked:
+	case leasehold.EventLeaseRevoked:
 		// A campaign that failed has no term.stopped.
 		m.mu.Lock()
 		delete(m.mu.lostAt, e.Path)
 		m.mu.Unlock()
 		m.stepDown(e, label)
-	case supervisor.EventOverrun:
+	case leasehold.EventOverrun:
 		m.overruns.WithLabelValues(label).Inc()
-	case supervisor.EventServiceBackoff:
+	case leasehold.EventServiceBackoff:
 		// A child waits before each restart. Declared services' restarts
 		// come from the snapshot.
 		if !declared {
@@ -194,8 +195,8 @@ func (m *Metrics) Observe(e supervisor.Event) {
 }
 
 // stepDown counts the end of a leadership.
-func (m *Metrics) stepDown(e supervisor.Event, label string) {
-	if e.Node != supervisor.KindElection {
+func (m *Metrics) stepDown(e leasehold.Event, label string) {
+	if e.Node != leasehold.KindElection {
 		return
 	}
 	m.mu.Lock()
@@ -220,8 +221,8 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.m.src.Snapshot()
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, s.Node)
-	var walk func(n supervisor.NodeSnapshot)
-	walk = func(n supervisor.NodeSnapshot) {
+	var walk func(n leasehold.NodeSnapshot)
+	walk = func(n leasehold.NodeSnapshot) {
 		if _, ok := c.m.declared[n.Path]; !ok {
 			return // dynamic: counted by its parent
 		}
@@ -233,7 +234,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	walk(s.Tree)
 }
 
-func (c snapshotCollector) collect(ch chan<- prometheus.Metric, n supervisor.NodeSnapshot) {
+func (c snapshotCollector) collect(ch chan<- prometheus.Metric, n leasehold.NodeSnapshot) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{n.Path}, labels...)...)
 	}
@@ -250,23 +251,23 @@ func (c snapshotCollector) collect(ch chan<- prometheus.Metric, n supervisor.Nod
 		gauge(descState, 1, string(n.Kind), n.State)
 	}
 	switch n.Kind {
-	case supervisor.KindLease, supervisor.KindElection:
+	case leasehold.KindLease, leasehold.KindElection:
 		gauge(descHeld, b2f(n.Held))
 		gauge(descSafety, float64(n.HeldUntilMs)/1000)
 		gauge(descTTL, float64(n.TTLMillis)/1000)
 		counter(descTerms, float64(n.Term))
 		counter(descRenewals, float64(n.Renewals))
 		counter(descRenewalFails, float64(n.RenewalFail))
-		if n.Kind == supervisor.KindElection {
+		if n.Kind == leasehold.KindElection {
 			gauge(descLeader, b2f(n.Role == "leader"))
 		}
-		if n.Kind == supervisor.KindElection || n.Key != "" {
+		if n.Kind == leasehold.KindElection || n.Key != "" {
 			gauge(descToken, float64(n.Token))
 		}
-	case supervisor.KindService:
+	case leasehold.KindService:
 		counter(descRestarts, float64(n.Restarts))
 	}
-	if n.Kind != supervisor.KindService {
+	if n.Kind != leasehold.KindService {
 		dynamic := 0
 		for _, k := range n.Children {
 			if _, ok := c.m.declared[k.Path]; !ok {

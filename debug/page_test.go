@@ -15,7 +15,6 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -107,9 +106,9 @@ func TestPageFollowsLeadership(t *testing.T) {
 	srv := etcdtest.Start(t)
 	c := srv.Client(t)
 	const prefix = "/pagetest"
-	a := start(t, c, schedulerTree(prefix, "node-a"), "node-a", Options{}, supervisor.Backoff{})
+	a := start(t, c, schedulerTree(prefix, "node-a"), "node-a", Options{}, leasehold.BackoffRange{})
 	poll(t, "node-a leading", func() bool { return mustFind(t, tree(t, a.http.URL), "registry/election").Role == "leader" })
-	b := start(t, c, schedulerTree(prefix, "node-b"), "node-b", Options{}, supervisor.Backoff{})
+	b := start(t, c, schedulerTree(prefix, "node-b"), "node-b", Options{}, leasehold.BackoffRange{})
 	poll(t, "node-b campaigning behind node-a", func() bool {
 		el := mustFind(t, tree(t, b.http.URL), "registry/election")
 		return el.Role == "candidate" && el.Leader == "node-a"

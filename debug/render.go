@@ -7,8 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/leasehold/leasehold/debug/internal/textfmt"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // StateColor is the ANSI colour of a node state: green when working,
@@ -16,13 +17,13 @@ import (
 // stopped, red when failed.
 func StateColor(state string) string {
 	switch state {
-	case supervisor.StateRunning, supervisor.StateHeld, supervisor.StateLeading:
+	case leasehold.StateRunning, leasehold.StateHeld, leasehold.StateLeading:
 		return textfmt.Green
-	case supervisor.StateStarting, supervisor.StateAcquiring, supervisor.StateCampaigning:
+	case leasehold.StateStarting, leasehold.StateAcquiring, leasehold.StateCampaigning:
 		return textfmt.Cyan
-	case supervisor.StateBackoff, supervisor.StateStopping:
+	case leasehold.StateBackoff, leasehold.StateStopping:
 		return textfmt.Yellow
-	case supervisor.StateFailed:
+	case leasehold.StateFailed:
 		return textfmt.Red
 	}
 	return textfmt.Dim
@@ -33,15 +34,15 @@ func StateColor(state string) string {
 // seconds of safety left of the TTL, term, role and fencing token, leader,
 // restarts, last error) and how long it has been in its state. With color,
 // states and errors are coloured with ANSI escapes.
-func Render(w io.Writer, s supervisor.Snapshot, color bool) error {
+func Render(w io.Writer, s leasehold.Snapshot, color bool) error {
 	paint := textfmt.Painter(color)
 	type line struct {
 		prefix string
-		n      supervisor.NodeSnapshot
+		n      leasehold.NodeSnapshot
 	}
 	var lines []line
-	var walk func(n supervisor.NodeSnapshot, prefix, childPrefix string)
-	walk = func(n supervisor.NodeSnapshot, prefix, childPrefix string) {
+	var walk func(n leasehold.NodeSnapshot, prefix, childPrefix string)
+	walk = func(n leasehold.NodeSnapshot, prefix, childPrefix string) {
 		lines = append(lines, line{prefix, n})
 		for i, c := range n.Children {
 			if i == len(n.Children)-1 {
@@ -70,7 +71,7 @@ func Render(w io.Writer, s supervisor.Snapshot, color bool) error {
 			details = append(details, fmt.Sprintf("%-9s", "for "+textfmt.Age(s.At.Sub(n.Since))))
 		}
 		switch n.Kind {
-		case supervisor.KindLease, supervisor.KindElection:
+		case leasehold.KindLease, leasehold.KindElection:
 			if n.Held {
 				details = append(details, fmt.Sprintf("safe %s/%s", textfmt.Seconds(n.HeldUntilMs), textfmt.Seconds(n.TTLMillis)))
 			} else if n.LeaseID != "" {

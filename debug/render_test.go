@@ -5,53 +5,54 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/leasehold/leasehold/debug/internal/textfmt"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // sample is a scheduler node's tree at one moment.
-func sample() supervisor.Snapshot {
+func sample() leasehold.Snapshot {
 	at := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
-	svc := func(name, state string, age time.Duration, restarts int, lastErr string) supervisor.NodeSnapshot {
-		return supervisor.NodeSnapshot{Name: name, Kind: supervisor.KindService, State: state, Since: at.Add(-age), Restarts: restarts, LastError: lastErr}
+	svc := func(name, state string, age time.Duration, restarts int, lastErr string) leasehold.NodeSnapshot {
+		return leasehold.NodeSnapshot{Name: name, Kind: leasehold.KindService, State: state, Since: at.Add(-age), Restarts: restarts, LastError: lastErr}
 	}
-	runner := supervisor.NodeSnapshot{
-		Name: "runner", Kind: supervisor.KindLease, State: supervisor.StateHeld, Since: at.Add(-95 * time.Second),
+	runner := leasehold.NodeSnapshot{
+		Name: "runner", Kind: leasehold.KindLease, State: leasehold.StateHeld, Since: at.Add(-95 * time.Second),
 		LeaseID: "694d8a7e2c1f0a09", TTLMillis: 10000, HeldUntilMs: 6120, Term: 2, Renewals: 28, RenewalFail: 1, Held: true,
 		Key: "/leasehold/runners/node-a", Token: 31, LastError: "lease lost: no renewal acknowledged before fence_at",
-		Children: []supervisor.NodeSnapshot{
-			svc("assignments", supervisor.StateRunning, 95*time.Second, 0, ""),
-			svc("unit:report:20260801T120000Z", supervisor.StateRunning, 3*time.Second, 0, ""),
-			svc("unit:backup:20260801T115900Z", supervisor.StateBackoff, 800*time.Millisecond, 3, "exit status 3: rsync: connection refused\nsecond line"),
+		Children: []leasehold.NodeSnapshot{
+			svc("assignments", leasehold.StateRunning, 95*time.Second, 0, ""),
+			svc("unit:report:20260801T120000Z", leasehold.StateRunning, 3*time.Second, 0, ""),
+			svc("unit:backup:20260801T115900Z", leasehold.StateBackoff, 800*time.Millisecond, 3, "exit status 3: rsync: connection refused\nsecond line"),
 		},
 	}
-	election := supervisor.NodeSnapshot{
-		Name: "election", Kind: supervisor.KindElection, State: supervisor.StateLeading, Since: at.Add(-2 * time.Minute),
+	election := leasehold.NodeSnapshot{
+		Name: "election", Kind: leasehold.KindElection, State: leasehold.StateLeading, Since: at.Add(-2 * time.Minute),
 		LeaseID: "694d8a7e2c1f0a05", TTLMillis: 10000, HeldUntilMs: 9204, Term: 1, Renewals: 36, Held: true,
 		Prefix: "/leasehold/leader", Role: "leader", Token: 15, Leader: "node-a",
-		Children: []supervisor.NodeSnapshot{svc("scheduler", supervisor.StateRunning, 2*time.Minute, 0, "")},
+		Children: []leasehold.NodeSnapshot{svc("scheduler", leasehold.StateRunning, 2*time.Minute, 0, "")},
 	}
-	root := supervisor.NodeSnapshot{
-		Name: "registry", Kind: supervisor.KindLease, State: supervisor.StateHeld, Since: at.Add(-2*time.Minute - 3*time.Second),
+	root := leasehold.NodeSnapshot{
+		Name: "registry", Kind: leasehold.KindLease, State: leasehold.StateHeld, Since: at.Add(-2*time.Minute - 3*time.Second),
 		LeaseID: "694d8a7e2c1f0a01", TTLMillis: 10000, HeldUntilMs: 9412, Term: 1, Renewals: 37, Held: true,
 		Key: "/leasehold/nodes/node-a", Token: 12,
-		Children: []supervisor.NodeSnapshot{election, runner},
+		Children: []leasehold.NodeSnapshot{election, runner},
 	}
-	var paths func(n *supervisor.NodeSnapshot, parent string)
-	paths = func(n *supervisor.NodeSnapshot, parent string) {
+	var paths func(n *leasehold.NodeSnapshot, parent string)
+	paths = func(n *leasehold.NodeSnapshot, parent string) {
 		n.Path = n.Name
 		if parent != "" {
 			n.Path = parent + "/" + n.Name
 		}
 		if n.Children == nil {
-			n.Children = []supervisor.NodeSnapshot{}
+			n.Children = []leasehold.NodeSnapshot{}
 		}
 		for i := range n.Children {
 			paths(&n.Children[i], n.Path)
 		}
 	}
 	paths(&root, "")
-	return supervisor.Snapshot{Node: "node-a", At: at, Tree: root}
+	return leasehold.Snapshot{Node: "node-a", At: at, Tree: root}
 }
 
 const golden = `node node-a  2026-08-01T12:00:00Z
@@ -104,8 +105,8 @@ func TestRenderColor(t *testing.T) {
 func TestRenderCandidateAndLoss(t *testing.T) {
 	s := sample()
 	el := &s.Tree.Children[0]
-	el.State, el.Role, el.Token, el.Leader = supervisor.StateCampaigning, "candidate", 0, "node-b"
-	s.Tree.Held, s.Tree.HeldUntilMs, s.Tree.State = false, 0, supervisor.StateStopping
+	el.State, el.Role, el.Token, el.Leader = leasehold.StateCampaigning, "candidate", 0, "node-b"
+	s.Tree.Held, s.Tree.HeldUntilMs, s.Tree.State = false, 0, leasehold.StateStopping
 	s.Tree.LastError = strings.Repeat("x", 100)
 	var b strings.Builder
 	if err := Render(&b, s, false); err != nil {

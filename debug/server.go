@@ -19,24 +19,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Source is what the endpoint shows: a *leasehold.Runtime (a
-// *supervisor.Runtime) or anything else with a cheap, non-blocking
+// *leasehold.Runtime) or anything else with a cheap, non-blocking
 // Snapshot.
 type Source interface {
-	Snapshot() supervisor.Snapshot
+	Snapshot() leasehold.Snapshot
 }
 
 // SourceFunc adapts a function to a Source.
-type SourceFunc func() supervisor.Snapshot
+type SourceFunc func() leasehold.Snapshot
 
 // Snapshot calls f.
-func (f SourceFunc) Snapshot() supervisor.Snapshot { return f() }
+func (f SourceFunc) Snapshot() leasehold.Snapshot { return f() }
 
 // Options configure a Server. Zero fields take their documented defaults.
 type Options struct {
@@ -128,9 +128,9 @@ func New(src Source, opts Options) *Server {
 }
 
 // Observe wakes the live streams so that they send a snapshot at once. It
-// never blocks: plug it into supervisor.Options.OnEvent (with
+// never blocks: plug it into leasehold.Options.OnEvent (with
 // Metrics.Observe). A nil Server ignores events.
-func (s *Server) Observe(supervisor.Event) {
+func (s *Server) Observe(leasehold.Event) {
 	if s == nil {
 		return
 	}
@@ -376,14 +376,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // rootHeld reports whether the tree's root holds its lease: a held lease,
 // or a leading election. A candidate holds its lease but is not ready.
-func rootHeld(root supervisor.NodeSnapshot) bool {
+func rootHeld(root leasehold.NodeSnapshot) bool {
 	switch root.Kind {
-	case supervisor.KindLease:
-		return root.Held || root.State == supervisor.StateHeld
-	case supervisor.KindElection:
-		return root.State == supervisor.StateLeading
+	case leasehold.KindLease:
+		return root.Held || root.State == leasehold.StateHeld
+	case leasehold.KindElection:
+		return root.State == leasehold.StateLeading
 	}
-	return root.State == supervisor.StateRunning
+	return root.State == leasehold.StateRunning
 }
 
 // briefKey marks a health request answered without the token: status

@@ -9,24 +9,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/leasehold/leasehold"
 
-	"github.com/leasehold/leasehold/supervisor"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fixed is a Source whose snapshot the test sets.
 type fixed struct {
 	mu sync.Mutex
-	s  supervisor.Snapshot
+	s  leasehold.Snapshot
 }
 
-func (f *fixed) Snapshot() supervisor.Snapshot {
+func (f *fixed) Snapshot() leasehold.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.s
 }
 
-func (f *fixed) set(change func(*supervisor.Snapshot)) {
+func (f *fixed) set(change func(*leasehold.Snapshot)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	change(&f.s)
@@ -206,8 +206,8 @@ func TestHealth(t *testing.T) {
 			t.Errorf("GET %s: %d %q; want 200 %q", c.path, code, body, c.want)
 		}
 	}
-	src.set(func(s *supervisor.Snapshot) {
-		s.Tree.State, s.Tree.Held, s.Tree.LastError = supervisor.StateAcquiring, false, "context deadline exceeded\nmore"
+	src.set(func(s *leasehold.Snapshot) {
+		s.Tree.State, s.Tree.Held, s.Tree.LastError = leasehold.StateAcquiring, false, "context deadline exceeded\nmore"
 	})
 	for _, p := range []string{"/readyz", "/readyz?verbose"} {
 		code, _, body := get(t, base+p)
@@ -217,9 +217,9 @@ func TestHealth(t *testing.T) {
 		}
 	}
 	// An election root is ready only while it leads.
-	src.set(func(s *supervisor.Snapshot) {
+	src.set(func(s *leasehold.Snapshot) {
 		s.Tree = s.Tree.Children[0]
-		s.Tree.State, s.Tree.Role = supervisor.StateCampaigning, "candidate"
+		s.Tree.State, s.Tree.Role = leasehold.StateCampaigning, "candidate"
 	})
 	if code, _, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("candidate root: %d %q; want 503", code, body)
@@ -279,13 +279,13 @@ func TestEventStream(t *testing.T) {
 		t.Fatalf("Content-Type %q", ct)
 	}
 	r := bufio.NewReader(resp.Body)
-	var snap supervisor.Snapshot
+	var snap leasehold.Snapshot
 	if err := json.Unmarshal([]byte(readEvent(t, r)), &snap); err != nil || snap.Node != "node-a" {
 		t.Fatalf("first event: %v %+v", err, snap.Node)
 	}
-	src.set(func(s *supervisor.Snapshot) { s.Tree.Children[0].Token = 99 })
+	src.set(func(s *leasehold.Snapshot) { s.Tree.Children[0].Token = 99 })
 	start := time.Now()
-	s.Observe(supervisor.Event{Kind: supervisor.EventElected})
+	s.Observe(leasehold.Event{Kind: leasehold.EventElected})
 	if err := json.Unmarshal([]byte(readEvent(t, r)), &snap); err != nil || snap.Tree.Children[0].Token != 99 {
 		t.Fatalf("event after Observe: %v token %d", err, snap.Tree.Children[0].Token)
 	}

@@ -2,126 +2,99 @@ package supervisor
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
-	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/leases"
+	"github.com/leasehold/leasehold/internal/otp"
 )
 
-// The group's await on a fake clock, without etcd: a child past its own
-// Shutdown triggers the overrun policy at exactly that instant of the
-// runtime's clock, and one that returns in time does not.
-
-func fakeGroup(t *testing.T, clk *clock.Fake, overruns chan Overrun, children ...*Spec) (*Group, []*child) {
-	t.Helper()
-	r := &Runtime{opts: Options{Clock: clk, Overrun: func(o Overrun) { overruns <- o }}, out: newOutbox(nil)}
-	r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n := r.build(&Spec{Kind: KindSupervisor, Name: "g", Children: children}, nil)
-	live, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	g := &Group{n: n, live: live, scope: rootScope}
-	g.ctx = context.Background()
-	var kids []*child
-	for _, cn := range n.children {
-		kids = append(kids, newChild(cn, g))
-	}
-	return g, kids
-}
-
-// startRun marks c running, as begin does, without suture.
-func startRun(c *child) (context.Context, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ctx, cancel := context.WithCancelCause(c.base)
-	c.mu.running, c.mu.runCancel, c.mu.idle = true, cancel, make(chan struct{})
-	c.n.mu.Lock()
-	c.n.mu.running++
-	c.n.mu.Unlock()
-	idle := c.mu.idle
-	return ctx, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.n.mu.Lock()
-		c.n.mu.running--
-		c.n.mu.Unlock()
-		c.mu.running = false
-		close(idle)
-	}
-}
+// The group's teardown on a fake clock: a child past its own Shutdown makes
+// the host's ShutdownOverrun fire at exactly the instant teardown asked it to
+// stop plus its Shutdown, and a child that returned in time is never
+// reported.
 
 func TestAwaitAppliesTheOverrunPolicyAtShutdownOnTheClock(t *testing.T) {
-	clk := clock.NewFake()
-	overruns := make(chan Overrun, 2)
-	g, kids := fakeGroup(t, clk, overruns,
-		&Spec{Kind: KindService, Name: "prompt", Shutdown: time.Second},
-		&Spec{Kind: KindService, Name: "stuck", Shutdown: 2 * time.Second},
-	)
-	promptCtx, promptReturn := startRun(kids[0])
-	_, stuckReturn := startRun(kids[1])
-	go func() { <-promptCtx.Done(); promptReturn() }()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		g.await(kids, func(c *child) <-chan struct{} { return c.halt(errStopped) })
-	}()
-	// The stuck child's Shutdown timer is armed once await has asked both
-	// to stop; advance in steps until the policy fires, which happens at
-	// exactly asked + 2s of the fake clock.
-	start := clk.Now()
-	var o Overrun
-	for o.Path == "" {
-		select {
-		case o = <-overruns:
-		case <-time.After(time.Millisecond):
-			clk.Advance(100 * time.Millisecond)
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake()
+		j := &journal{}
+		release := newGate()
+		defer release.open()
+		prompt := member(j, "prompt", otp.ChildRules{Shutdown: time.Second}, nil)
+		stuck := member(j, "stuck", otp.ChildRules{Shutdown: 2 * time.Second}, func(context.Context, int) error {
+			<-release.c
+			return nil
+		})
+		host := newHost(clk, j)
+		r := start(t, clk, otp.GroupRules{}, host, prompt, stuck)
+		synctest.Wait()
+		if prompt.Starts() != 1 || stuck.Starts() != 1 {
+			t.Fatalf("starts: prompt %d, stuck %d; want 1 each", prompt.Starts(), stuck.Starts())
 		}
-		if clk.Now().Sub(start) > time.Minute {
-			t.Fatal("no overrun after a minute of fake time")
+
+		asked := clk.Now()
+		r.cancel()
+		synctest.Wait() // prompt returned; stuck ignores its context
+		if j.index("prompt ended") < 0 || j.index("stuck ended") >= 0 {
+			t.Fatalf("after the stop: %q; want prompt ended, stuck still running", j.all())
 		}
-	}
-	if o.Path != "g/stuck" || len(o.Stuck) != 1 || o.Stuck[0] != "g/stuck" || o.Shutdown != 2*time.Second {
-		t.Errorf("overrun %+v; want g/stuck past its 2s Shutdown", o)
-	}
-	if elapsed := clk.Now().Sub(start); elapsed < 2*time.Second {
-		t.Errorf("overrun after %s of the runtime's clock; want no earlier than the 2s Shutdown", elapsed)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("await did not go on after the policy returned")
-	}
-	select {
-	case extra := <-overruns:
-		t.Errorf("a second overrun %+v: the prompt child returned within its Shutdown", extra)
-	default:
-	}
-	stuckReturn()
+		clk.Advance(2*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if o := host.Overruns(); len(o) != 0 {
+			t.Fatalf("overruns %v before asked+Shutdown", o)
+		}
+		clk.Advance(time.Nanosecond)
+		synctest.Wait()
+		o := host.Overruns()
+		if len(o) != 1 || o[0].m != stuck || o[0].at != asked.Add(2*time.Second) {
+			t.Fatalf("overruns %+v; want only stuck, at asked+2s = %d", o, asked.Add(2*time.Second))
+		}
+		release.open()
+		if err := r.wait(); err != nil {
+			t.Errorf("Run = %v; want nil", err)
+		}
+		synctest.Wait()
+		if ends := stuck.Ends(); len(ends) != 1 || !ends[0].Stopped {
+			t.Errorf("stuck's ends %+v; want one, stopped", ends)
+		}
+	})
 }
 
-// Shutdowns that add up to exactly the stop budget could never fire their own
-// timers (the lease's deadline comes first): validation refuses them, and
-// accepts them once they leave one Guard for the teardown's own latency, the
-// same rule the runtime's timeline follows (FenceAt + Guard + Shutdowns <=
-// HeldUntil).
-func TestShutdownsMustLeaveOneGuardOfTheStopBudget(t *testing.T) {
-	tree := func(shutdown time.Duration) *Spec {
-		return &Spec{Kind: KindLease, Name: "l",
-			Lease: leases.Config{TTL: 3 * time.Second, StopBudget: time.Second, Guard: 100 * time.Millisecond},
-			Children: []*Spec{
-				{Kind: KindService, Name: "a", Service: serviceFunc(nil), Shutdown: shutdown / 2},
-				{Kind: KindSupervisor, Name: "s", Children: []*Spec{{Kind: KindService, Name: "b", Service: serviceFunc(nil), Shutdown: shutdown / 2}}},
-			}}
-	}
-	// The supervisor stops first, then the service: the worst case is the sum.
-	if err := Validate(tree(time.Second)); !errors.Is(err, ErrInvalidTree) || !strings.Contains(err.Error(), "plus one Guard") {
-		t.Errorf("Shutdowns summing to the whole StopBudget: Validate = %v; want an error naming the Guard", err)
-	}
-	if err := Validate(tree(900 * time.Millisecond)); err != nil {
-		t.Errorf("Shutdowns summing to StopBudget - Guard: Validate = %v; want nil", err)
-	}
+// Teardown waits for children one after another: by the time it turns to a
+// child that returned within its Shutdown, that Shutdown may have passed
+// while it waited for an earlier, stuck one. The child returned; it must not
+// be reported (the timer and the return are both ready then, and a select
+// between them picked either).
+func TestAwaitReportsNoChildThatReturnedWhileAnEarlierOneOverran(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake()
+		j := &journal{}
+		release := newGate()
+		defer release.open()
+		stuck := member(j, "stuck", otp.ChildRules{Shutdown: 2 * time.Second}, func(context.Context, int) error {
+			<-release.c
+			return nil
+		})
+		members := []*fakeMember{stuck}
+		for _, name := range []string{"p1", "p2", "p3", "p4", "p5", "p6"} {
+			members = append(members, member(j, name, otp.ChildRules{Shutdown: time.Second}, nil))
+		}
+		host := newHost(clk, j)
+		r := start(t, clk, otp.GroupRules{}, host, members...)
+		synctest.Wait()
+		r.cancel()
+		synctest.Wait()
+		clk.Advance(2 * time.Second)
+		synctest.Wait()
+		if o := host.Overruns(); len(o) != 1 || o[0].m != stuck {
+			names := make([]string, len(o))
+			for i := range o {
+				names[i] = o[i].m.Name()
+			}
+			t.Errorf("overruns of %v; want only stuck", names)
+		}
+		release.open()
+		r.wait()
+	})
 }

@@ -8,55 +8,52 @@ import (
 	"sync"
 
 	"github.com/thejerf/suture/v4"
+
+	"github.com/leasehold/leasehold/internal/otp"
 )
 
-// errStopped is the cause given to children stopped by their parent's teardown.
-var errStopped = errors.New("leasehold: stopped by its parent")
-
-// errReturned marks a service whose Serve returned nil without being asked
-// to stop.
+// errReturned marks a run that returned nil without being asked to stop.
 var errReturned = errors.New("leasehold: Serve returned without being stopped")
 
-type childKey struct{}
+// errGroupRestart is the cause given to siblings stopped for a one-for-all
+// or rest-for-one restart; they start again at once.
+var errGroupRestart = errors.New("leasehold: restarted with a failed sibling")
 
-// child is one node as a suture.Service within one term of its parent's
-// group. suture runs it (one goroutine, one Serve call); the child itself
-// loops over the node's runs, so that restarts follow the group's strategy,
-// the child's restart type and the group's intensity, and it tracks every
-// run until it has returned, which suture does not.
+// child is one member as a suture.Service within one term of its group.
+// suture runs it (one goroutine, one Serve call); the child itself loops
+// over the member's runs, so that restarts follow the group's strategy, the
+// member's restart type and the group's intensity, and it tracks every run
+// until it has returned, which suture does not.
 type child struct {
-	n *node
-	g *Group
-	// base carries the values every run's context has (the child itself,
-	// and through the group the lease, term and scope). It cannot be
-	// cancelled: halt cancels the current run directly, so a run's context
-	// registers with no parent.
-	base context.Context
+	m Member
+	g *Children
 
 	// failures counts consecutive failures for the restart backoff; only
 	// the Serve loop touches it.
 	failures int
 
-	// mu is taken before node.mu, never together with Group.mu (see Group).
+	// mu is never held together with Children.mu.
 	mu struct {
 		sync.Mutex
 		running   bool
 		idle      chan struct{}           // made by idleAfter, closed when the current run returns
 		runCancel context.CancelCauseFunc // stops the current run only
-		ready     bool                    // running and, if AwaitReady, has called Ready
+		ready     bool                    // running and, if AwaitReady, has said so
 		done      bool                    // ended for good (temporary, transient success, ErrDoNotRestart)
 		// stopped is set by halt (the group's teardown or a removal, never
 		// anything else: the parent decides the stop order); stoppedCh, made
 		// only for a child that waits (backoff, its turn), closes with it.
 		stopped   bool
 		stoppedCh chan struct{}
+		// hold, set by a sibling's one-for-all or rest-for-one restart
+		// before it stops this child, closes once every sibling it stops
+		// has stopped.
+		hold <-chan struct{}
 	}
 }
 
-func newChild(n *node, g *Group) *child {
-	c := &child{n: n, g: g}
-	c.base = context.WithValue(context.WithoutCancel(g.ctx), childKey{}, c)
-	return c
+func newChild(m Member, g *Children) *child {
+	return &child{m: m, g: g}
 }
 
 // isStopped reports whether halt was called.
@@ -79,36 +76,32 @@ func (c *child) stoppedC() <-chan struct{} {
 	return c.mu.stoppedCh
 }
 
-func (c *child) String() string { return c.n.path }
+func (c *child) String() string { return c.m.String() }
 
-// Ready marks the service whose context ctx is as ready, letting an Ordered
-// group start its next sibling. It does nothing outside a tree.
-func Ready(ctx context.Context) {
-	if c, ok := ctx.Value(childKey{}).(*child); ok {
-		c.mu.Lock()
-		ready := c.mu.running && !c.mu.ready
-		c.mu.ready = c.mu.ready || c.mu.running
-		c.mu.Unlock()
-		if ready {
-			c.g.notify()
-		}
-	}
+// markReady marks the current run ready and reports whether that is news.
+func (c *child) markReady() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	news := c.mu.running && !c.mu.ready
+	c.mu.ready = c.mu.ready || c.mu.running
+	return news
 }
 
-// Serve implements suture.Service: it runs the node until the group stops
-// it, restarting it as the group's rules say.
+// Serve implements suture.Service: it runs the member until the group
+// stops it, restarting it as the group's rules say.
 func (c *child) Serve(context.Context) error {
 	// suture's context is not used: suture cancels it only after the
 	// group's teardown or Remove has stopped the child; the group alone
 	// decides when a child stops.
+	rules := c.m.Rules()
+	backoff := rules.Backoff.WithDefaults()
 	for {
 		if c.failures > 0 {
-			c.n.setState(StateBackoff)
-			c.n.rt.emit(Event{Kind: EventServiceBackoff, Path: c.n.path, Node: c.n.spec.Kind})
+			c.m.BackingOff()
 			// A child waking from its backoff during teardown must not
 			// start again: both waits end when the group stops, and begin
 			// checks again.
-			c.g.sleep(c, c.n.spec.Backoff.withDefaults().delay(c.failures))
+			c.g.sleep(c, backoff.Delay(c.failures))
 			c.g.pause(c)
 		}
 		if !c.g.awaitTurn(c) {
@@ -118,26 +111,26 @@ func (c *child) Serve(context.Context) error {
 		if !ok {
 			break
 		}
-		started := c.n.rt.opts.Clock.Now()
+		started := c.g.cfg.Clock.Now()
 		err := c.invoke(runCtx)
 		regroup := c.end(runCtx, err)
 		if c.isStopped() {
 			break
 		}
 		if regroup {
-			continue // restarted with a failed sibling: no backoff, no count
+			// Restarted with a failed sibling: no backoff, no count, but not
+			// before every sibling the restart stops has stopped.
+			c.awaitRegroup()
+			continue
 		}
 		if !c.restarts(err) {
 			c.finish(err)
 			break
 		}
-		if c.n.rt.opts.Clock.Now().Sub(started) > c.n.spec.Backoff.withDefaults().Max {
+		if c.g.cfg.Clock.Now().Sub(started) > backoff.Max {
 			c.failures = 0
 		}
 		c.failures++
-		c.n.mu.Lock()
-		c.n.mu.restarts++
-		c.n.mu.Unlock()
 		if !c.g.failed(c, err) {
 			break // the group escalated and is stopping
 		}
@@ -147,15 +140,44 @@ func (c *child) Serve(context.Context) error {
 	return suture.ErrDoNotRestart
 }
 
+// awaitRegroup waits, after a run was stopped for a group restart, until
+// the restart has stopped every sibling it stops (or the child or the group
+// is stopped): the group then starts them again together, and an Ordered
+// group one at a time in order, as at its start. Without the wait a child
+// would start again while an earlier sibling it awaits is still running
+// (and ready) but about to be stopped.
+func (c *child) awaitRegroup() {
+	c.mu.Lock()
+	hold := c.mu.hold
+	c.mu.hold = nil
+	c.mu.Unlock()
+	if hold == nil {
+		return
+	}
+	select {
+	case <-hold:
+	case <-c.stoppedC():
+	case <-c.g.live.Done():
+	}
+}
+
+// holdFor makes the child's next run that a group restart stops wait for
+// hold before it starts again (see awaitRegroup).
+func (c *child) holdFor(hold <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hold = hold
+}
+
 // restarts applies the restart type to a run that ended on its own.
 func (c *child) restarts(err error) bool {
 	if errors.Is(err, suture.ErrDoNotRestart) || errors.Is(err, suture.ErrTerminateSupervisorTree) {
 		return false
 	}
-	switch c.n.spec.Restart {
-	case Temporary:
+	switch c.m.Rules().Restart {
+	case otp.Temporary:
 		return false
-	case Transient:
+	case otp.Transient:
 		return err != nil && !errors.Is(err, errReturned)
 	}
 	return true
@@ -167,23 +189,15 @@ func (c *child) finish(err error) {
 	c.mu.done = true
 	c.mu.Unlock()
 	c.g.notify()
-	failed := err != nil && err != suture.ErrDoNotRestart && !errors.Is(err, errReturned)
-	if c.n.spec.Kind == KindService {
-		if failed {
-			c.n.setState(StateFailed)
-		} else {
-			c.n.setState(StateStopped)
-		}
+	if err == suture.ErrDoNotRestart || errors.Is(err, errReturned) {
+		err = nil
 	}
-	if failed {
-		c.n.rt.log.Warn("child failed; not restarting", "child", c.n.path, "err", err)
-	}
+	c.m.Finished(err)
 }
 
 // begin starts a run, unless the child is stopped, its group is stopping or
-// an enclosing lease is lost or past its FenceAt. Checking under the lock
-// means that once stop is called and the child is idle, no new run can
-// start.
+// the host forbids it. Checking under the lock means that once halt is
+// called and the child is idle, no new run can start.
 func (c *child) begin() (context.Context, bool) {
 	runCtx, ready, ok := c.beginLocked()
 	if ready {
@@ -202,67 +216,43 @@ func (c *child) beginLocked() (context.Context, bool, bool) {
 	if !ok {
 		return nil, false, false
 	}
-	runCtx, cancel := context.WithCancelCause(c.base)
+	runCtx, cancel := context.WithCancelCause(c.g.base)
 	c.mu.running, c.mu.runCancel = true, cancel
-	c.mu.ready = !c.n.spec.AwaitReady
-	c.n.rt.inflight.Add(1)
-	c.n.mu.Lock()
-	c.n.mu.running++
-	c.n.mu.Unlock()
-	if c.n.spec.Kind == KindService {
-		c.n.setState(StateRunning)
-		c.n.rt.emit(Event{At: at, Kind: EventServiceStarted, Path: c.n.path, Node: KindService})
-	}
+	c.mu.ready = !c.m.Rules().AwaitReady
+	c.m.Started(at)
 	return runCtx, c.mu.ready, true
 }
 
 // end records the end of a run and reports whether it was stopped for a
 // group restart.
 func (c *child) end(runCtx context.Context, err error) bool {
-	// The child's lock orders this against halt, so the node's state ends at
-	// stopped, never at a late "stopping".
-	defer c.g.notify() // after the unlock: child.mu and Group.mu are never held together
+	// The child's lock orders this against halt, so the member hears
+	// Stopping before Ended, never after.
+	defer c.g.notify() // after the unlock: child.mu and Children.mu are never held together
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.runCancel(nil)
 	stopped := c.mu.stopped
 	regroup := !stopped && errors.Is(context.Cause(runCtx), errGroupRestart)
-	if err == nil && !stopped && !regroup {
-		err = errReturned
+	e := End{Stopped: stopped || regroup}
+	switch {
+	case e.Stopped:
+		e.Cause = context.Cause(runCtx)
+	case err == nil:
+		e.Err, e.Restart = errReturned, c.restarts(errReturned)
+	case err != suture.ErrDoNotRestart:
+		e.Err, e.Restart = err, c.restarts(err)
 	}
-	c.n.mu.Lock()
-	c.n.mu.running--
-	if err != nil && !stopped && !regroup && err != suture.ErrDoNotRestart {
-		c.n.mu.lastErr = err.Error()
-	}
-	c.n.mu.Unlock()
-	if c.n.spec.Kind == KindService {
-		switch {
-		case stopped || regroup:
-			c.n.setState(StateStopped)
-			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService, Err: context.Cause(runCtx)})
-		case err == suture.ErrDoNotRestart:
-			// Done for good, by its own choice (a finished unit of work).
-			c.n.setState(StateStopped)
-			c.n.rt.emit(Event{Kind: EventServiceStopped, Path: c.n.path, Node: KindService})
-		default:
-			c.n.setState(StateFailed)
-			c.n.rt.emit(Event{Kind: EventServiceFailed, Path: c.n.path, Node: KindService, Err: err})
-			if c.restarts(err) {
-				c.n.rt.log.Warn("service failed; restarting", "service", c.n.path, "err", err)
-			}
-		}
-	}
+	c.m.Ended(e)
 	c.mu.running, c.mu.ready = false, false
 	if c.mu.idle != nil {
 		close(c.mu.idle)
 		c.mu.idle = nil
 	}
-	c.n.rt.inflight.Done()
 	return regroup
 }
 
-// invoke runs the node once, turning a panic into an error so that it is
+// invoke runs the member once, turning a panic into an error so that it is
 // recorded and the child restarted like any failure.
 func (c *child) invoke(ctx context.Context) (err error) {
 	defer func() {
@@ -270,7 +260,7 @@ func (c *child) invoke(ctx context.Context) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
-	return c.n.serve(ctx)
+	return c.m.Run(ctx)
 }
 
 // halt stops the child for good (teardown or removal) and returns a channel
@@ -308,9 +298,7 @@ func (c *child) idleAfter() <-chan struct{} {
 	if !c.mu.running {
 		return closed
 	}
-	if c.n.spec.Kind == KindService {
-		c.n.setState(StateStopping)
-	}
+	c.m.Stopping()
 	if c.mu.idle == nil {
 		// Made only when someone waits: a running child costs no channel.
 		c.mu.idle = make(chan struct{})

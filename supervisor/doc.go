@@ -1,49 +1,46 @@
-// Package supervisor runs trees of services whose lifetimes are scoped by etcd
-// leases. Every lease or election node owns one suture supervisor per term:
-// its children run only while the lease is held (and, for an election, while
-// it leads). Losing the lease stops the whole subtree, deepest first, and the
-// lease is revoked only after every service under it has returned from Serve.
+// Package supervisor is leasehold's engine: it runs the children of one
+// node during one term with Erlang/OTP's supervision semantics, on suture.
+// Users do not import it; they build, run and inspect trees with package
+// leasehold, which owns every name a user needs. This package exports only
+// the engine's side of the contract with leasehold: Children, the Member
+// and Host interfaces its owner implements, and the errors of Add and
+// Remove.
 //
-// What "stopped" means: a service is stopped when its Serve method has
-// returned. suture gives up on a service that ignores cancellation after a
-// timeout and forgets it; this package never does. It tracks every Serve call
-// until it returns, and if a service under a lost lease is still running when
-// the lease's HeldUntil arrives, it applies the overrun policy: by default it
-// logs the stuck services and exits the process with ExitCodeOverrun, because
-// a dead process cannot act after its lease could have expired.
+// What the engine does: start the members (in order, each once the
+// previous is ready, for an Ordered group); restart a member that returned
+// on its own as its restart type, the group's strategy (one_for_one,
+// one_for_all, rest_for_one) and the group's intensity say, escalating when
+// the intensity is exceeded; stop the members in the tree's order (ordered:
+// one at a time in reverse; otherwise subtrees together, then services
+// together), and track every run until it has returned, telling the host
+// about any that outlives its own Shutdown. It never starts a run unless
+// the host allows it at that instant (Host.MayStart: the enclosing leases
+// are held and short of their fence), and once a member is stopped no run
+// of it starts again.
 //
-// Teardown order within one node: children that are themselves subtrees
-// (leases, elections, supervisors) stop first, each depth-first; then the
-// node's services stop together. A lease node then revokes its lease, which
-// lets a successor in at once instead of after the TTL.
+// What it does not do: leases, terms, deadlines, events and logs belong to
+// the host. The engine reports what happened through the hooks, which run
+// in order and never wait for user code.
 //
-// A failing service is restarted inside its lease with exponential backoff;
-// the lease is not touched. A lost lease is re-acquired, with backoff, as a
-// new term with a new supervisor (a suture.Supervisor serves only once).
-//
-// What suture does here, and what it does not. suture runs the children:
-// one goroutine per child, started when the group starts or a child is added
-// at run time, removed with RemoveAndWait, and every child is a plain
-// suture.Service, so any suture service works unchanged. leasehold does not
-// use suture's restart policy or its stop, on purpose:
+// What suture does here, and what it does not. suture runs the members:
+// one goroutine per member, started when the group starts or a member is
+// added, removed with RemoveAndWait; every service is a plain
+// suture.Service, so any suture service works unchanged. The engine does
+// not use suture's restart policy or its stop, on purpose:
 //   - suture counts failures per supervisor with a decaying score and pauses
 //     the whole supervisor past a threshold; OTP semantics (strategies,
-//     restart types, intensity and escalation, ordered start) need per-child
-//     decisions, so each child loops over its own runs (child.Serve) and asks
-//     its Group what to do. suture's failure threshold is set to infinity.
-//   - suture's stop gives every child one shared timeout and then abandons
-//     the ones still running; a lease's promise needs every Serve tracked
-//     until it has returned, stopped in the tree's order, with the overrun
-//     policy at the lease's deadline. suture's timeout only ever applies to
-//     children the overrun policy already chose to abandon.
-//   - suture's timers are not on an injectable clock; leasehold's deadlines,
-//     backoffs and intensity windows all are (clock.Clock).
-//
-// Users who want suture's own failure rule get it, on leasehold's clock, with
-// Spec.Suture (SutureBackoff).
-//
-// Events and logs reach user code (Options.OnEvent, the Logger's handler) on
-// one goroutine of the runtime's own, in order, never under a lock; a lease's
-// deadline is enforced by a watchdog per term that waits for no user code and
-// no etcd call.
+//     restart types, intensity and escalation, ordered start) need
+//     per-member decisions, so each member's goroutine loops over its runs
+//     (child.Serve) and asks its group what to do. suture's failure
+//     threshold is set to infinity. Groups that want suture's own rule get
+//     it, on leasehold's clock, with otp.SutureBackoff.
+//   - suture's stop gives every service one shared timeout and then
+//     abandons the ones still running; a lease's promise needs every run
+//     tracked until it has returned, stopped in the tree's order, with the
+//     overrun policy at the lease's deadline. So the group stops suture
+//     first (members ignore suture's context, and suture soon stops
+//     waiting for them), then tears the members down itself; a member
+//     that returns afterwards costs suture nothing.
+//   - suture's timers are not on an injectable clock; the engine's backoffs,
+//     Shutdown timers and intensity windows all are (clock.Clock).
 package supervisor

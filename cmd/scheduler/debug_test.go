@@ -16,9 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 const testToken = "0123456789abcdef-test"
@@ -47,12 +48,12 @@ func TestDebugTokenAllowsAnyAddress(t *testing.T) {
 // with the token when the endpoint needs one.
 func TestTreeCommand(t *testing.T) {
 	t.Setenv(debugTokenEnv, "")
-	snap := supervisor.Snapshot{Node: "node-a", At: time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC), Tree: supervisor.NodeSnapshot{
-		Name: "registry", Path: "registry", Kind: supervisor.KindLease, State: supervisor.StateHeld, Held: true,
+	snap := leasehold.Snapshot{Node: "node-a", At: time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC), Tree: leasehold.NodeSnapshot{
+		Name: "registry", Path: "registry", Kind: leasehold.KindLease, State: leasehold.StateHeld, Held: true,
 		LeaseID: "694d8a7e2c1f0a01", TTLMillis: 10000, HeldUntilMs: 9400, Term: 1,
-		Children: []supervisor.NodeSnapshot{{Name: "scheduler", Path: "registry/scheduler", Kind: supervisor.KindService, State: supervisor.StateFailed, LastError: "boom", Children: []supervisor.NodeSnapshot{}}},
+		Children: []leasehold.NodeSnapshot{{Name: "scheduler", Path: "registry/scheduler", Kind: leasehold.KindService, State: leasehold.StateFailed, LastError: "boom", Children: []leasehold.NodeSnapshot{}}},
 	}}
-	srv := debug.New(debug.SourceFunc(func() supervisor.Snapshot { return snap }), debug.Options{Token: testToken})
+	srv := debug.New(debug.SourceFunc(func() leasehold.Snapshot { return snap }), debug.Options{Token: testToken})
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	defer srv.Close()
@@ -73,7 +74,7 @@ func TestTreeCommand(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"tree", "--addr", addr, "--token", testToken, "--color", "always"}, &stdout, &stderr); code != exitOK ||
-		!strings.Contains(stdout.String(), debug.StateColor(supervisor.StateFailed)+"failed") {
+		!strings.Contains(stdout.String(), debug.StateColor(leasehold.StateFailed)+"failed") {
 		t.Errorf("--color always: exit %d, %q", code, stdout.String())
 	}
 	t.Setenv(debugTokenEnv, "")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -21,7 +23,6 @@ import (
 	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/internal/etcdtest"
 	"github.com/leasehold/leasehold/internal/testcerts"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // tlsSetup is an etcd that serves clients over TLS only and requires a
@@ -302,7 +303,7 @@ func TestDebugTokenInClearIsWarned(t *testing.T) {
 	} {
 		var logs syncBuffer
 		log := slog.New(slog.NewJSONHandler(&logs, nil))
-		dbg := debug.New(debug.SourceFunc(func() supervisor.Snapshot { return supervisor.Snapshot{} }), debug.Options{Token: testToken, Logger: log})
+		dbg := debug.New(debug.SourceFunc(func() leasehold.Snapshot { return leasehold.Snapshot{} }), debug.Options{Token: testToken, Logger: log})
 		ln, err := net.Listen("tcp", tc.addr)
 		if err != nil {
 			t.Fatal(err)

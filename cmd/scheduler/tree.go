@@ -13,9 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/debug/cluster"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // runTree is "scheduler tree": it prints a node's live tree, fetched from
@@ -94,7 +95,7 @@ func runTree(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	snap, err := fetchJSON[supervisor.Snapshot](client, base+"/debug/tree.json", *token)
+	snap, err := fetchJSON[leasehold.Snapshot](client, base+"/debug/tree.json", *token)
 	if err != nil {
 		fmt.Fprintln(stderr, "scheduler tree:", err)
 		return exitFailure

@@ -15,10 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/singleflight"
-
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Options configure a Cluster. Zero fields take their documented defaults.
@@ -33,7 +33,7 @@ type Options struct {
 	Elections []string
 	// Self is this node's id: its tree comes from Local, not over HTTP.
 	Self  string
-	Local func() supervisor.Snapshot
+	Local func() leasehold.Snapshot
 	// Token is sent to the other nodes' endpoints as a bearer token.
 	Token string
 	// Tasks, if set, reads the scheduler's tasks for the view.
@@ -78,7 +78,7 @@ type probe struct {
 	running bool
 	done    chan struct{} // closed when the running fetch ends
 	// The latest completed fetch.
-	tree *supervisor.Snapshot
+	tree *leasehold.Snapshot
 	err  error
 	at   time.Time // when it started
 	took time.Duration
@@ -356,8 +356,8 @@ func (c *Cluster) election(ctx context.Context, prefix string) Election {
 	return e
 }
 
-func findElection(n supervisor.NodeSnapshot, prefix string) *supervisor.NodeSnapshot {
-	if n.Kind == supervisor.KindElection && strings.TrimRight(n.Prefix, "/") == strings.TrimRight(prefix, "/") {
+func findElection(n leasehold.NodeSnapshot, prefix string) *leasehold.NodeSnapshot {
+	if n.Kind == leasehold.KindElection && strings.TrimRight(n.Prefix, "/") == strings.TrimRight(prefix, "/") {
 		return &n
 	}
 	for _, ch := range n.Children {
@@ -374,7 +374,7 @@ func (c *Cluster) fetch(id string, p *probe) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 	defer cancel()
 	start := time.Now()
-	snap, err := Fetch[supervisor.Snapshot](ctx, c.client, p.url+"/debug/tree.json", c.opts.Token)
+	snap, err := Fetch[leasehold.Snapshot](ctx, c.client, p.url+"/debug/tree.json", c.opts.Token)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("no answer from %s within %s", p.url, c.opts.Timeout)
 	}

@@ -13,22 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 
 	"github.com/leasehold/leasehold/internal/etcdtest"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const token = "0123456789abcdef-cluster"
 
-func snap(node string) supervisor.Snapshot {
-	return supervisor.Snapshot{Node: node, At: time.Now(), Tree: supervisor.NodeSnapshot{
-		Name: "registry", Path: "registry", Kind: supervisor.KindLease, State: supervisor.StateHeld, Held: true, HeldUntilMs: 1500, TTLMillis: 2000,
-		Children: []supervisor.NodeSnapshot{{Name: "election", Path: "registry/election", Kind: supervisor.KindElection, Prefix: "/ct/leader",
-			State: supervisor.StateLeading, Role: "leader", Token: 7, Held: true, HeldUntilMs: 1400, Children: []supervisor.NodeSnapshot{}}},
+func snap(node string) leasehold.Snapshot {
+	return leasehold.Snapshot{Node: node, At: time.Now(), Tree: leasehold.NodeSnapshot{
+		Name: "registry", Path: "registry", Kind: leasehold.KindLease, State: leasehold.StateHeld, Held: true, HeldUntilMs: 1500, TTLMillis: 2000,
+		Children: []leasehold.NodeSnapshot{{Name: "election", Path: "registry/election", Kind: leasehold.KindElection, Prefix: "/ct/leader",
+			State: leasehold.StateLeading, Role: "leader", Token: 7, Held: true, HeldUntilMs: 1400, Children: []leasehold.NodeSnapshot{}}},
 	}}
 }
 
@@ -141,7 +142,7 @@ func TestViewShowsEveryNode(t *testing.T) {
 	}
 
 	cl, err := New(Options{Client: c, Members: "/ct/nodes/", Elections: []string{"/ct/leader"}, Self: "a",
-		Local: func() supervisor.Snapshot { return snap("a") }, Token: token, Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond})
+		Local: func() leasehold.Snapshot { return snap("a") }, Token: token, Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

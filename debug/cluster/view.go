@@ -3,7 +3,7 @@ package cluster
 import (
 	"time"
 
-	"github.com/leasehold/leasehold/supervisor"
+	"github.com/leasehold/leasehold"
 )
 
 // View is the cluster at one moment, as one node sees it. Its JSON is the
@@ -48,8 +48,8 @@ type Node struct {
 	// Tree is the node's live tree, as its /debug/tree.json served it when
 	// fetched AgeMs before At; kept, marked stale, while a node is
 	// unreachable.
-	Tree  *supervisor.Snapshot `json:"tree,omitempty"`
-	AgeMs int64                `json:"age_ms,omitempty"`
+	Tree  *leasehold.Snapshot `json:"tree,omitempty"`
+	AgeMs int64               `json:"age_ms,omitempty"`
 	// FetchMs is how long the last fetch took.
 	FetchMs int64 `json:"fetch_ms,omitempty"`
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/clock"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Teardown is one teardown measurement.
@@ -163,25 +162,25 @@ func teardownLeasehold(ctx context.Context, endpoints []string, n int, slow time
 	var (
 		mu             sync.Mutex
 		lostAt, stopAt clock.Time
-		granted        = make(chan supervisor.Event, 1)
+		granted        = make(chan leasehold.Event, 1)
 		stopped        = make(chan struct{})
 	)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rt, err := leasehold.New(c, leasehold.Lease("teardown", parts...), leasehold.Options{
 		Logger: quiet,
-		OnEvent: func(ev supervisor.Event) {
+		OnEvent: func(ev leasehold.Event) {
 			if ev.Path != "teardown" || ev.Term != 1 {
 				return
 			}
 			switch ev.Kind {
-			case supervisor.EventLeaseGranted:
+			case leasehold.EventLeaseGranted:
 				granted <- ev
-			case supervisor.EventLeaseLost:
+			case leasehold.EventLeaseLost:
 				mu.Lock()
 				lostAt = ev.At
 				mu.Unlock()
-			case supervisor.EventTermStopped:
+			case leasehold.EventTermStopped:
 				mu.Lock()
 				stopAt = ev.At
 				mu.Unlock()
@@ -205,7 +204,7 @@ func teardownLeasehold(ctx context.Context, endpoints []string, n int, slow time
 		}
 	}()
 
-	var lease supervisor.Event
+	var lease leasehold.Event
 	select {
 	case lease = <-granted:
 	case <-time.After(waitTimeout):

@@ -15,7 +15,6 @@ import (
 	"github.com/leasehold/leasehold/leases"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/tasks"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Runner watches the assignments of its node and runs one unit per
@@ -62,7 +61,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 			case clientv3.EventTypeDelete:
 				// Completed by its unit, or taken back by the leader.
 				name := unitName(strings.TrimPrefix(string(ev.Kv.Key), prefix))
-				if err := group.Remove(ctx, name); err != nil && !errors.Is(err, supervisor.ErrNoChild) && ctx.Err() == nil {
+				if err := group.Remove(ctx, name); err != nil && !errors.Is(err, leasehold.ErrNoChild) && ctx.Err() == nil {
 					r.Log.Warn("cannot remove unit", "unit", name, "err", err)
 				}
 			}
@@ -113,7 +112,7 @@ func (r *Runner) start(ctx context.Context, term *leases.Term, group *leasehold.
 	u := &Unit{Client: r.Client, Layout: r.Layout, Node: r.Node, Task: task, Assignment: a, Key: key, Rev: rev,
 		Guard: r.Guard, Output: r.Output, Metrics: r.Metrics,
 		Log: r.Log.With("task", a.Task, "slot", a.Slot.UTC().Format(time.RFC3339), "attempt", a.Attempt)}
-	if err := group.Add(leasehold.Service(name, u)); err != nil && !errors.Is(err, supervisor.ErrGroupStopped) {
+	if err := group.Add(leasehold.Service(name, u)); err != nil && !errors.Is(err, leasehold.ErrGroupStopped) {
 		r.Log.Warn("cannot start unit", "unit", name, "err", err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/leasehold/leasehold/internal/verify/faults"
 	"github.com/leasehold/leasehold/internal/verify/history"
 	"github.com/leasehold/leasehold/leases"
-	"github.com/leasehold/leasehold/supervisor"
 )
 
 // Keys of a campaign in etcd. The election uses concurrency.Election's
@@ -149,15 +148,15 @@ func (n *node) runLeasehold(ctx context.Context) error {
 	rt, err := leasehold.New(n.client, tree, leasehold.Options{
 		NodeID: n.cfg.ID,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		OnEvent: func(e supervisor.Event) {
-			if e.Kind == supervisor.EventLeaseLost {
+		OnEvent: func(e leasehold.Event) {
+			if e.Kind == leasehold.EventLeaseLost {
 				_ = n.hist.Append(history.Event{Kind: history.Lost, Lease: int64(e.LeaseID), Token: e.Token, HeldUntil: int64(e.HeldUntil), Detail: fmt.Sprint(e.Err)})
 			}
 		},
 		// The default policy, recorded first.
-		Overrun: func(o supervisor.Overrun) {
+		Overrun: func(o leasehold.Overrun) {
 			_ = n.hist.Append(history.Event{Kind: history.Overrun, Lease: int64(o.LeaseID), HeldUntil: int64(o.HeldUntil), Detail: strings.Join(o.Stuck, ",")})
-			supervisor.ExitOnOverrun(o)
+			leasehold.ExitOnOverrun(o)
 		},
 	})
 	if err != nil {

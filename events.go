@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type Options struct {
 	// failed grant. Default: 100ms doubling to 1s, so that a node holds its
 	// leases again within about a second of etcd becoming reachable. A term
 	// that lasted longer than Max starts the backoff over.
-	Reacquire Backoff
+	Reacquire BackoffRange
 	// GrantTimeout bounds one attempt to grant a lease, so that an
 	// unreachable etcd turns into logged retries rather than a silent hang.
 	// Default: 2s.
@@ -72,10 +72,14 @@ type Runtime struct {
 	}
 }
 
-// New validates the tree and prepares a Runtime for it. Nothing starts
-// until Run.
-func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
-	if err := Validate(root); err != nil {
+// New validates tree and prepares to run it on client. Nothing starts
+// until Run. Every setting is resolved here, once.
+func New(client *clientv3.Client, tree *Node, opts Options) (*Runtime, error) {
+	root, err := tree.built()
+	if err != nil {
+		return nil, err
+	}
+	if err := validateTree(root); err != nil {
 		return nil, err
 	}
 	if client == nil {
@@ -94,17 +98,29 @@ func New(client *clientv3.Client, root *Spec, opts Options) (*Runtime, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.Boot
 	}
-	if opts.Reacquire == (Backoff{}) {
-		opts.Reacquire = Backoff{Min: 100 * time.Millisecond, Max: time.Second}
+	if opts.Reacquire == (BackoffRange{}) {
+		opts.Reacquire = BackoffRange{Min: 100 * time.Millisecond, Max: time.Second}
 	}
-	opts.Reacquire = opts.Reacquire.withDefaults()
+	opts.Reacquire = opts.Reacquire.WithDefaults()
 	if opts.GrantTimeout <= 0 {
 		opts.GrantTimeout = 2 * time.Second
 	}
 	r := &Runtime{client: client, opts: opts, out: newOutbox(opts.OnEvent)}
 	r.log = slog.New(asyncHandler{inner: opts.Logger.Handler(), out: r.out})
-	r.root = r.build(root, nil)
+	r.root = r.build(resolved(root, opts.Clock), nil)
 	return r, nil
+}
+
+// Run validates tree, runs it on client until ctx ends, and returns only
+// after everything it started has returned: nil after a stop through ctx,
+// or the error that ended the tree. It is New with zero Options, then
+// Runtime.Run.
+func Run(ctx context.Context, client *clientv3.Client, tree *Node) error {
+	rt, err := New(client, tree, Options{})
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx)
 }
 
 // NodeID is the runtime's node identity.
@@ -165,18 +181,7 @@ func (r *Runtime) background(f func()) {
 	}()
 }
 
-// sleep waits for d on the runtime's clock, or until stop or also (either
-// may be nil) is closed. Every wait of the runtime (re-acquire backoff,
-// restart backoff, a paused group) goes through it.
-func (r *Runtime) sleep(d time.Duration, stop, also <-chan struct{}) {
-	if d <= 0 {
-		return
-	}
-	t := r.opts.Clock.NewTimer(r.opts.Clock.Now().Add(d))
-	defer t.Stop()
-	select {
-	case <-stop:
-	case <-also:
-	case <-t.C():
-	}
+// sleep waits for d on the runtime's clock, or until stop is closed.
+func (r *Runtime) sleep(d time.Duration, stop <-chan struct{}) {
+	clock.Sleep(r.opts.Clock, d, stop, nil)
 }

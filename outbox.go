@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -96,10 +96,10 @@ func (o *outbox) post(d delivery) {
 
 func (o *outbox) loop() {
 	defer close(o.done)
+	var batch []delivery
 	for {
 		o.mu.Lock()
 		if len(o.mu.queue) == 0 {
-			o.mu.queue = nil // let a burst's array go
 			close(o.mu.idle)
 			o.mu.idle = make(chan struct{})
 			if !o.mu.running {
@@ -110,15 +110,27 @@ func (o *outbox) loop() {
 			<-o.wake
 			continue
 		}
-		d := o.mu.queue[0]
-		o.mu.queue[0] = delivery{}
-		o.mu.queue = o.mu.queue[1:]
-		if d.log {
-			o.mu.logs--
+		// Take the whole queue at once: a teardown of thousands of
+		// services posts thousands of events, and posters should not
+		// contend with the loop for every one of them. The drained array
+		// is reused for the next burst, unless a big burst left it large.
+		if cap(batch) > 1024 {
+			batch = nil
 		}
+		batch, o.mu.queue = o.mu.queue, batch[:0]
 		o.mu.busy = true
 		o.mu.Unlock()
-		o.deliver(d)
+		for i := range batch {
+			o.deliver(batch[i])
+			if batch[i].log {
+				// Counted until written, so that a blocked writer holds
+				// at most maxQueuedLogs records.
+				o.mu.Lock()
+				o.mu.logs--
+				o.mu.Unlock()
+			}
+			batch[i] = delivery{}
+		}
 		o.mu.Lock()
 		o.mu.busy = false
 		o.mu.Unlock()

@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"fmt"
@@ -41,7 +41,7 @@ type NodeSnapshot struct {
 	Leader string `json:"leader,omitempty"`
 
 	// Nodes with children: how their group restarts and orders them.
-	Strategy  Strategy           `json:"strategy,omitempty"`
+	Strategy  RestartStrategy    `json:"strategy,omitempty"`
 	Ordered   bool               `json:"ordered,omitempty"`
 	Intensity *IntensitySnapshot `json:"intensity,omitempty"`
 
@@ -77,28 +77,20 @@ func (n *node) snapshot() NodeSnapshot {
 		Since:     time.Unix(0, n.mu.since),
 		LastError: n.mu.lastErr,
 		Restarts:  n.mu.restarts,
+		Ready:     n.mu.ready,
 		Term:      n.mu.term,
 		Children:  []NodeSnapshot{},
 	}
 	lease, election, token, group := n.mu.lease, n.mu.election, n.mu.token, n.mu.group
 	n.mu.Unlock()
 	s.Restart, s.ShutdownMs = n.spec.Restart, n.spec.Shutdown.Milliseconds()
-	if s.Restart == "" {
-		s.Restart = Permanent
-	}
 	if n.spec.Kind != KindService {
 		s.Strategy, s.Ordered = n.spec.Strategy, n.spec.Ordered
-		if s.Strategy == "" {
-			s.Strategy = OneForOne
-		}
-		in := n.spec.Intensity.withDefaults()
+		in := n.spec.Intensity
 		s.Intensity = &IntensitySnapshot{MaxRestarts: in.MaxRestarts, PeriodMs: in.Period.Milliseconds()}
 		if group != nil {
-			s.Intensity.Used = group.intensityUsed()
+			s.Intensity.Used = group.kids.IntensityUsed()
 		}
-	}
-	if c := n.parentChild(); c != nil {
-		s.Ready = c.settled() && s.State != StateStopped && s.State != StateFailed
 	}
 
 	if lease != nil {

@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -22,11 +22,11 @@ const (
 	StateLeading     = "leading"
 )
 
-// node is the live state of one Spec node; it outlives the node's terms.
+// node is the live state of one node of the tree; it outlives the node's
+// terms. It is a member of its parent's group (see member.go).
 type node struct {
 	rt       *Runtime
-	spec     *Spec
-	lease    *leases.Config // lease and election nodes: the resolved config
+	spec     *nodeSpec // resolved: every default filled in
 	path     string
 	parent   *node
 	children []*node
@@ -34,8 +34,9 @@ type node struct {
 	// other kinds, so that a service's node stays small.
 	stepDown *stepDown
 
-	// mu is taken after Group.mu or child.mu, and a parent's before a
-	// child's is never needed: snapshots lock one node at a time.
+	// mu is a leaf lock (the engine calls the node's hooks under its own
+	// child lock, so mu is taken after it); a parent's and a child's are
+	// never held together: snapshots lock one node at a time.
 	mu struct {
 		sync.Mutex
 		state    string
@@ -43,6 +44,9 @@ type node struct {
 		restarts int
 		lastErr  string
 		running  int // Serve calls in flight; at most one for a service
+		// ready: running, and past Ready if the node awaits readiness (see
+		// AwaitReady); what snapshots show.
+		ready    bool
 		term     int
 		lease    *leases.Lease
 		election *leases.Election
@@ -65,17 +69,11 @@ func (n *node) allChildren() []*node {
 	return append(append([]*node(nil), n.children...), n.mu.dynamic...)
 }
 
-func (r *Runtime) build(s *Spec, parent *node) *node {
+// build makes the live nodes of a resolved tree (see resolved).
+func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 	n := &node{rt: r, spec: s, parent: parent, path: s.Name}
 	if parent != nil {
 		n.path = parent.path + "/" + s.Name
-	}
-	if s.Kind == KindLease || s.Kind == KindElection {
-		// Resolved once, here; every term uses these values.
-		cfg := s.Lease
-		cfg.Clock = r.opts.Clock
-		cfg = cfg.WithDefaults()
-		n.lease = &cfg
 	}
 	n.mu.state = StateStopped
 	n.mu.since = time.Now().UnixNano()
@@ -91,6 +89,10 @@ func (r *Runtime) build(s *Spec, parent *node) *node {
 func (n *node) setState(state string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.setStateLocked(state)
+}
+
+func (n *node) setStateLocked(state string) {
 	if n.mu.state != state {
 		n.mu.state, n.mu.since = state, time.Now().UnixNano()
 	}
@@ -138,25 +140,4 @@ func (n *node) serveRoot(ctx context.Context) {
 		// A root supervisor that escalated has no parent to restart it.
 		n.rt.fail(err)
 	}
-}
-
-// parentChild is n as a child of its parent's current group, if any.
-func (n *node) parentChild() *child {
-	if n.parent == nil {
-		return nil
-	}
-	n.parent.mu.Lock()
-	g := n.parent.mu.group
-	n.parent.mu.Unlock()
-	if g == nil {
-		return nil
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, c := range g.mu.kids {
-		if c.n == n {
-			return c
-		}
-	}
-	return nil
 }

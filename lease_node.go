@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // with a new lease (and, for an election, a won campaign) and a new
 // supervisor, until ctx ends.
 func (n *node) serveLease(ctx context.Context) error {
-	cfg := *n.lease
+	cfg := n.spec.Lease
 	attempt := 0
 	for ctx.Err() == nil {
 		n.setState(StateAcquiring)
@@ -27,11 +27,11 @@ func (n *node) serveLease(ctx context.Context) error {
 				break
 			}
 			attempt++
-			wait := n.rt.opts.Reacquire.delay(attempt)
+			wait := n.rt.opts.Reacquire.Delay(attempt)
 			n.recordErr(err)
 			n.rt.emit(Event{Kind: EventAcquireFailed, Path: n.path, Node: n.spec.Kind, Err: err})
 			n.rt.log.Warn("cannot acquire lease; retrying", "node", n.path, "attempt", attempt, "retry_in", wait, "err", err)
-			n.rt.sleep(wait, ctx.Done(), nil)
+			n.rt.sleep(wait, ctx.Done())
 			continue
 		}
 		started := n.rt.opts.Clock.Now()
@@ -49,7 +49,7 @@ func (n *node) serveLease(ctx context.Context) error {
 			attempt = 0
 		}
 		attempt++
-		n.rt.sleep(n.rt.opts.Reacquire.delay(attempt), ctx.Done(), nil)
+		n.rt.sleep(n.rt.opts.Reacquire.Delay(attempt), ctx.Done())
 	}
 	n.setState(StateStopped)
 	return nil
@@ -126,12 +126,14 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	sc := scopeOf(ctx)
 	overdue, stopWatch := n.watch(lease, sc.overdue)
 	defer stopWatch()
+	steppedDown := false
 	_ = n.runChildren(withLease(termCtx, lease, t), sc.within(lease, termCtx, overdue), func(cause error) {
 		lost = ctx.Err() == nil
 		n.setState(StateStopping)
 		switch {
 		case lost && errors.Is(cause, ErrSteppedDown):
 			// On purpose: StepDown has logged it; not a loss.
+			steppedDown = true
 		case lost && errors.Is(cause, ErrEscalated):
 			// Too many restarts: give the lease (or the leadership) up so
 			// a healthy peer can take over; a new term follows a backoff.
@@ -145,7 +147,12 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	})
 	ev(EventTermStopped, n.tokenOf(t), nil)
 	stopWatch()
-	n.revokeLater(lease, ev)
+	revoked := n.revokeLater(lease, ev)
+	if steppedDown {
+		// StepDown returns once the lease is revoked (the successor is in):
+		// the term ends after the revoke, which gives up within the TTL.
+		<-revoked
+	}
 	return lost
 }
 
@@ -226,8 +233,10 @@ func (n *node) tokenOf(t *leases.Term) int64 {
 // (which Run waits for): it never holds up a parent's or a sibling's
 // teardown. It gives up after the TTL; a lease it could not revoke is
 // revoked after the node's next grant (see revokeUnrevoked).
-func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)) {
+func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)) <-chan struct{} {
+	done := make(chan struct{})
 	n.rt.background(func() {
+		defer close(done)
 		err := revokeWithinTTL(lease)
 		if err != nil {
 			n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(lease.ID())), "err", err)
@@ -237,6 +246,7 @@ func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)
 		}
 		ev(EventLeaseRevoked, 0, err)
 	})
+	return done
 }
 
 // revokeUnrevoked revokes the lease of an earlier term that could not be

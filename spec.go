@@ -1,4 +1,4 @@
-package supervisor
+package leasehold
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/thejerf/suture/v4"
 
+	"github.com/leasehold/leasehold/clock"
+	"github.com/leasehold/leasehold/internal/otp"
 	"github.com/leasehold/leasehold/leases"
 )
 
@@ -27,16 +29,16 @@ const (
 	KindService Kind = "service"
 )
 
-// Spec declares one node of a tree. Build trees with the root package's
-// constructors; Spec is the validated form they produce.
-type Spec struct {
+// nodeSpec is one node of a tree, as the constructors (Lease, Election,
+// Supervisor, Service) declare it.
+type nodeSpec struct {
 	Kind Kind
 	// Name identifies the node among its siblings: non-empty, without "/".
 	Name string
 	// Service is the leaf's service (KindService only).
 	Service suture.Service
 	// Children are started under the node (not for KindService).
-	Children []*Spec
+	Children []*nodeSpec
 	// Lease configures the lease of a KindLease or KindElection node.
 	Lease leases.Config
 	// Prefix is the election's key prefix (KindElection only), as given to
@@ -46,77 +48,54 @@ type Spec struct {
 	// of a lease node's Key. Default: the runtime's node ID.
 	Identity string
 	// Key, for a KindLease node, is a key the node holds under its lease
-	// each term (see leases.Hold): its create revision is the term's
-	// fencing token, and services see the term through TermOf.
+	// each term (see leases.Hold).
 	Key string
-	// Backoff paces the restarts of a failing child. Zero fields default.
-	Backoff Backoff
 
-	// Strategy, Intensity and Ordered shape how a node with children
-	// (lease, election, supervisor) restarts and orders them.
-	Strategy  Strategy
-	Intensity Intensity
-	// Suture, if set, replaces Intensity with suture's failure backoff.
-	Suture *SutureBackoff
-	// Ordered starts the children one at a time in declaration order, each
-	// once the previous is ready, and stops them one at a time in reverse
-	// order, as OTP does. Without it, children start together and stop
-	// together (subtrees first, then services), so teardown takes as long
-	// as the slowest child, not the sum.
-	Ordered bool
-
-	// Restart, Shutdown and AwaitReady shape a node as a child.
-	Restart RestartType
-	// Shutdown is how long the child has to return once asked to stop;
-	// past it the overrun policy applies. Zero: until the enclosing lease's
-	// deadline. Shutdowns must fit the lease's StopBudget.
-	Shutdown time.Duration
-	// AwaitReady makes an Ordered group start the next sibling only once
-	// this child has called Ready (or returned); otherwise a child counts
-	// as ready as soon as it runs.
-	AwaitReady bool
-}
-
-// Backoff is an exponential restart delay: Min after the first failure,
-// doubling up to Max. A service that ran for longer than Max before failing
-// starts over at Min.
-type Backoff struct {
-	Min time.Duration // default 100ms
-	Max time.Duration // default 10s
-}
-
-func (b Backoff) withDefaults() Backoff {
-	if b.Min == 0 {
-		b.Min = 100 * time.Millisecond
-	}
-	if b.Max == 0 {
-		b.Max = 10 * time.Second
-	}
-	return b
-}
-
-// delay is the wait before restart number n (n >= 1).
-func (b Backoff) delay(n int) time.Duration {
-	d := b.Min
-	for i := 1; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	return min(d, b.Max)
+	// How a node with children (lease, election, supervisor) restarts and
+	// orders them: strategy, intensity, suture's backoff, order.
+	otp.GroupRules
+	// How the node behaves as a child: restart type, Shutdown, restart
+	// Backoff, AwaitReady. Shutdowns must fit the lease's StopBudget.
+	otp.ChildRules
 }
 
 // ErrInvalidTree wraps every error of Validate.
 var ErrInvalidTree = errors.New("leasehold: invalid tree")
 
-// Validate checks a whole tree before anything starts. Its error names the
-// node's path, the field, and the fix.
-func Validate(root *Spec) error {
+// resolved is a copy of the validated tree s with every default filled in,
+// once: the runtime, the engine and snapshots read only the values in
+// force. The lease's clock is the runtime's.
+func resolved(s *nodeSpec, clk clock.Clock) *nodeSpec {
+	r := *s
+	r.Restart = r.Restart.OrDefault()
+	r.Backoff = r.Backoff.WithDefaults()
+	if r.Kind != KindService {
+		r.Strategy = r.Strategy.OrDefault()
+		r.Intensity = r.Intensity.OrDefault()
+	}
+	if r.Kind == KindLease || r.Kind == KindElection {
+		r.Lease.Clock = clk
+		r.Lease = r.Lease.WithDefaults()
+	}
+	if len(s.Children) > 0 {
+		r.Children = make([]*nodeSpec, len(s.Children))
+		for i, c := range s.Children {
+			r.Children[i] = resolved(c, clk)
+		}
+	}
+	return &r
+}
+
+// validateTree checks a whole tree before anything starts. Its error names
+// the node's path, the field, and the fix.
+func validateTree(root *nodeSpec) error {
 	if root == nil {
 		return fmt.Errorf("%w: the tree is nil: pass a tree built with leasehold.Lease or leasehold.Election", ErrInvalidTree)
 	}
 	return validate(root, "", false)
 }
 
-func validate(s *Spec, parent string, leased bool) error {
+func validate(s *nodeSpec, parent string, leased bool) error {
 	path := joinPath(parent, s.Name)
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalidTree, describe(parent, s.Name), fmt.Sprintf(format, args...))
@@ -128,9 +107,9 @@ func validate(s *Spec, parent string, leased bool) error {
 		return bad("Name %q contains \"/\", which separates paths: rename it", s.Name)
 	}
 	switch {
-	case !validStrategy(s.Strategy):
+	case !s.Strategy.Valid():
 		return bad("Strategy %q is unknown: use one_for_one, one_for_all or rest_for_one", s.Strategy)
-	case !validRestart(s.Restart):
+	case !s.Restart.Valid():
 		return bad("Restart %q is unknown: use permanent, transient or temporary", s.Restart)
 	case s.Intensity.MaxRestarts > 0 && s.Intensity.Period <= 0:
 		return bad("Intensity %d restarts needs a positive Period, e.g. 10s", s.Intensity.MaxRestarts)
@@ -223,7 +202,7 @@ func fitsStopBudget(cfg leases.Config, worst time.Duration) bool {
 // stopTime is the longest a node's teardown can take by its children's
 // Shutdown timeouts (unset ones count as zero: they are bounded by the
 // lease's deadline instead), with a description of the sum.
-func stopTime(s *Spec) (time.Duration, string) {
+func stopTime(s *nodeSpec) (time.Duration, string) {
 	var total time.Duration
 	var parts []string
 	if s.Ordered {
@@ -262,7 +241,7 @@ func stopTime(s *Spec) (time.Duration, string) {
 	return sub + svc, strings.Join(parts, " + ")
 }
 
-func childStopTime(c *Spec) (time.Duration, string) {
+func childStopTime(c *nodeSpec) (time.Duration, string) {
 	inner, how := time.Duration(0), ""
 	if c.Kind != KindService {
 		inner, how = stopTime(c)
