@@ -116,7 +116,7 @@ func (n *node) runChildren(ctx context.Context, sc scope, onStop func(error)) er
 	}
 	g.kids = supervisor.NewChildren(supervisor.Config{
 		Name:   n.path,
-		Rules:  &n.spec.GroupRules,
+		Rules:  n.spec.GroupRules,
 		Clock:  n.rt.opts.Clock,
 		Log:    n.rt.log,
 		Values: context.WithValue(withScope(ctx, sc), groupKey{}, g),

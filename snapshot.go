@@ -114,7 +114,7 @@ func (n *node) snapshot() NodeSnapshot {
 		if s.Role == "leader" {
 			s.Leader = n.identity()
 		}
-	} else if n.spec.Key != "" {
+	} else if n.spec.Kind == KindLease && n.spec.Key != "" {
 		s.Key = n.spec.Key
 		if s.State == StateHeld {
 			s.Token = token
