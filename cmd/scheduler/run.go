@@ -10,11 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lmittmann/tint"
@@ -371,64 +368,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// keepServing keeps the embedded etcd up after this node stopped while
-// other nodes still use it, so stopping the first node of a demo cluster
-// hands over instead of taking the cluster down.
-func keepServing(sigs *signals, client *clientv3.Client, layout scheduler.Layout, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	resp, err := client.Get(ctx, layout.Node(""), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count == 0 {
-		return
-	}
-	log.Info("the embedded etcd keeps serving the other nodes; signal again to stop it", "nodes", resp.Count)
-	<-sigs.again
-}
-
-// signals turns SIGINT and SIGTERM into a graceful stop: the first ends the
-// returned context; a second one exits at once, unless the tree has already
-// stopped (afterStop), when it closes again instead.
-type signals struct {
-	ctx     context.Context
-	again   chan struct{} // closed by a second signal after the tree stopped
-	stopped chan struct{} // closed when the tree has stopped
-	release func()
-}
-
-func watchSignals(log *slog.Logger) *signals {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &signals{ctx: ctx, again: make(chan struct{}), stopped: make(chan struct{})}
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case got := <-sig:
-			log.Info("stopping gracefully: units stop, then leases are revoked; signal again to force", "signal", got.String())
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case <-sig:
-			select {
-			case <-s.stopped:
-				close(s.again)
-			default:
-				log.Error("forced exit")
-				os.Exit(exitForced)
-			}
-		case <-done:
-		}
-	}()
-	s.release = func() {
-		signal.Stop(sig)
-		close(done)
-		cancel()
-	}
-	return s
-}
-
 // clientConfig builds the etcd client's configuration from etcdctl's TLS
 // and auth flags.
 func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
@@ -471,52 +410,4 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	defer cancel()
 	_, err := c.Get(ctx, "leasehold-ping", clientv3.WithCountOnly())
 	return err
-}
-
-// serveDebug serves the debug endpoint on ln (listening on addr), over HTTPS
-// when tc is not nil, until the returned func is called.
-func serveDebug(ln net.Listener, addr string, withToken bool, tc *tls.Config, dbg *debug.Server, log *slog.Logger) func() {
-	scheme := "http://"
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
-		scheme = "https://"
-	}
-	// No WriteTimeout or ReadTimeout: live streams are long requests. The
-	// debug server sets a write deadline on every write itself.
-	srv := &http.Server{
-		Handler:           dbg.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	srv.RegisterOnShutdown(dbg.Close)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug endpoint stopped", "err", err)
-		}
-	}()
-	url := scheme + ln.Addr().String()
-	host, _, _ := net.SplitHostPort(addr)
-	switch {
-	case !loopback(host) && tc == nil:
-		// Anyone on the path can read the token and replay it.
-		log.Warn("debug endpoint on a non-loopback address over plain HTTP: the bearer token travels in clear; serve HTTPS with --debug-cert/--debug-key, or use a trusted network or a tunnel",
-			"tree", url+"/debug/tree", "metrics", url+"/metrics")
-	case withToken:
-		log.Info("debug endpoint (bearer token required)", "tree", url+"/debug/tree", "metrics", url+"/metrics")
-	default:
-		log.Info("debug endpoint: "+url+"/debug/tree", "metrics", url+"/metrics")
-	}
-	return func() {
-		dbg.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if srv.Shutdown(ctx) != nil {
-			_ = srv.Close()
-		}
-		<-done
-	}
 }

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold/services/scheduler"
+)
+
+// keepServing keeps the embedded etcd up after this node stopped while
+// other nodes still use it, so stopping the first node of a demo cluster
+// hands over instead of taking the cluster down.
+func keepServing(sigs *signals, client *clientv3.Client, layout scheduler.Layout, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := client.Get(ctx, layout.Node(""), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count == 0 {
+		return
+	}
+	log.Info("the embedded etcd keeps serving the other nodes; signal again to stop it", "nodes", resp.Count)
+	<-sigs.again
+}
