@@ -56,9 +56,42 @@ type options struct {
 	keep                                                                 int
 }
 
+// parseFlags reads the node's flags, then the environment and the secret
+// files, and validates the result; -h prints the usage and returns
+// flag.ErrHelp.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	host, _ := os.Hostname()
 	o := &options{}
+	fs := nodeFlags(o)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printNodeUsage(fs, stderr)
+			return nil, err
+		}
+		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
+	}
+	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
+		return nil, err
+	}
+	o.unknownEnv = unknownEnv(fs)
+	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
+		return nil, err
+	}
+	if err := secretFromFile(&o.debugToken, "debug-token", o.debugTokenFile, "debug-token-file"); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// nodeFlags declares the node's flags, with their defaults, into o: the
+// one list -h and the environment variables are derived from.
+func nodeFlags(o *options) *flag.FlagSet {
+	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("scheduler", flag.ContinueOnError)
 	// Errors are reported by the caller in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -87,70 +120,62 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.user, "user", "", "etcd user, as name or name:password (etcdctl's flag)")
 	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag; better: --password-file)")
 	fs.StringVar(&o.passwordFile, "password-file", "", "read --password from this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n"+
-				"       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
-				"       scheduler tree --cluster                        print every node of the cluster\n"+
-				"       scheduler status [-o json]                      nodes, leader and tasks, read from etcd\n"+
-				"       scheduler runs [--task T] [--failed] [-n N]     run records, newest first, read from etcd\n"+
-				"       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
-			return nil, err
-		}
-		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
-	}
-	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
-		return nil, err
-	}
-	o.unknownEnv = unknownEnv(fs)
-	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
-		return nil, err
-	}
-	if err := secretFromFile(&o.debugToken, "debug-token", o.debugTokenFile, "debug-token-file"); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
-	}
+	return fs
+}
+
+// printNodeUsage is -h: the subcommands, the node's flags and their
+// environment variables.
+func printNodeUsage(fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintln(stderr, "usage: scheduler [flags]\n"+
+		"       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
+		"       scheduler tree --cluster                        print every node of the cluster\n"+
+		"       scheduler status [-o json]                      nodes, leader and tasks, read from etcd\n"+
+		"       scheduler runs [--task T] [--failed] [-n N]     run records, newest first, read from etcd\n"+
+		"       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
+	fs.SetOutput(stderr)
+	fs.PrintDefaults()
+	fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
+}
+
+// validate checks each value, and the flags that go together, so that a
+// bad one is named, with its fix, before anything starts.
+func (o *options) validate() error {
 	if o.endpoints != "" {
 		if err := checkEndpoints(o.endpoints); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	switch {
 	case o.logFormat != "" && o.logFormat != "text" && o.logFormat != "json":
-		return nil, fmt.Errorf("--log-format %q: use text or json", o.logFormat)
+		return fmt.Errorf("--log-format %q: use text or json", o.logFormat)
 	case o.nodeID == "" || strings.Contains(o.nodeID, "/"):
-		return nil, fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
+		return fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
 	case (o.cert == "") != (o.key == ""):
-		return nil, errors.New("--cert and --key go together: give both or neither")
+		return errors.New("--cert and --key go together: give both or neither")
 	case (o.debugCert == "") != (o.debugKey == ""):
-		return nil, errors.New("--debug-cert and --debug-key go together: give both or neither")
+		return errors.New("--debug-cert and --debug-key go together: give both or neither")
 	case o.keep < 1:
-		return nil, fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
+		return fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
 	case o.keepFor <= 0:
-		return nil, fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
+		return fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
 	case o.grace <= 0:
-		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
+		return fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
-		return nil, fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
+		return fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
 	}
 	if o.debugToken != "" && len(o.debugToken) < minTokenLen {
-		return nil, fmt.Errorf("--debug-token is too short: use at least %d characters (e.g. openssl rand -hex 16)", minTokenLen)
+		return fmt.Errorf("--debug-token is too short: use at least %d characters (e.g. openssl rand -hex 16)", minTokenLen)
 	}
 	if o.debugAddr != "" {
 		host, _, err := net.SplitHostPort(o.debugAddr)
 		if err != nil {
-			return nil, fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
+			return fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
 		}
 		if !loopback(host) && o.debugToken == "" {
-			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s, or --debug-token-file); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
+			return fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s, or --debug-token-file); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
 		}
 	}
-	return o, nil
+	return nil
 }
 
 // loopback reports whether host (of host:port) is a loopback address. An
