@@ -4,13 +4,88 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/debug"
+	"github.com/leasehold/leasehold/services/scheduler"
 )
+
+// debugEndpoint is the node's debug endpoint, built in two steps: its
+// listener opens before the node's registry key is written, since the key
+// holds its URL; its server once the runtime exists. Without --debug-addr
+// it is off and every field is nil.
+type debugEndpoint struct {
+	ln net.Listener
+	// The binary's own registry: the tree's and the scheduler's metrics,
+	// Go's and the process's.
+	reg          *prometheus.Registry
+	schedMetrics *scheduler.Metrics
+	// The metrics and the live stream see every event. The runtime takes
+	// its event handler (observe) before they can be built on it, so they
+	// are set here, before Run.
+	metrics *debug.Metrics
+	server  *debug.Server
+}
+
+// listenDebug opens the debug endpoint's listener and its registry when
+// --debug-addr is set.
+func listenDebug(o *options) (*debugEndpoint, error) {
+	d := &debugEndpoint{}
+	if o.debugAddr == "" {
+		return d, nil
+	}
+	d.reg = prometheus.NewRegistry()
+	d.schedMetrics = scheduler.NewMetrics(d.reg)
+	ln, err := net.Listen("tcp", o.debugAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr %s: %v (pass --debug-addr '' to disable)", o.debugAddr, err)
+	}
+	d.ln = ln
+	return d, nil
+}
+
+// on reports whether the node serves a debug endpoint.
+func (d *debugEndpoint) on() bool { return d.ln != nil }
+
+// closeListener closes the listener, if one was opened.
+func (d *debugEndpoint) closeListener() {
+	if d.ln != nil {
+		d.ln.Close()
+	}
+}
+
+// observe is the runtime's event handler while the endpoint is on.
+func (d *debugEndpoint) observe(e leasehold.Event) {
+	d.metrics.Observe(e)
+	d.server.Observe(e)
+}
+
+// serve builds the endpoint's metrics, cluster view and server on rt and
+// serves them until the returned func is called.
+func (d *debugEndpoint) serve(n *nodeConfig, client *clientv3.Client, layout scheduler.Layout, rt *leasehold.Runtime, ready func() error) (func(), error) {
+	o := n.o
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = debug.NewMetrics(d.reg, rt)
+	cl, err := newCluster(o, client, layout, n.tasks, rt, n.log)
+	if err != nil {
+		return nil, err
+	}
+	d.server = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: n.log, Gatherer: d.reg, Cluster: cl, Ready: ready})
+	stopServing := serveDebug(d.ln, o.debugAddr, o.debugToken != "", n.debugTLS, d.server, n.log)
+	return func() {
+		stopServing()
+		cl.Close()
+	}, nil
+}
 
 // serveDebug serves the debug endpoint on ln (listening on addr), over HTTPS
 // when tc is not nil, until the returned func is called.

@@ -15,15 +15,11 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold"
-	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/debug/cluster"
-	"github.com/leasehold/leasehold/internal/embedetcd"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/scheduler"
 	"github.com/leasehold/leasehold/services/tasks"
@@ -204,183 +200,184 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: replaceAttr})), nil
 }
 
+// run is the binary: a subcommand named by the first argument, or else a
+// node; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "guard" {
-		return guard.Main(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "guard":
+			return guard.Main(args[1:])
+		case "tree":
+			return runTree(args[1:], stdout, stderr)
+		case "step-down":
+			return runStepDown(args[1:], stdout, stderr)
+		case "status":
+			return runStatus(args[1:], stdout, stderr)
+		case "runs":
+			return runRuns(args[1:], stdout, stderr)
+		}
 	}
-	if len(args) > 0 && args[0] == "tree" {
-		return runTree(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "step-down" {
-		return runStepDown(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "status" {
-		return runStatus(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "runs" {
-		return runRuns(args[1:], stdout, stderr)
-	}
+	return runNode(args, stderr)
+}
+
+// runNode is a scheduler node: it reads every flag and file before anything
+// starts, then joins or starts etcd and runs the tree until a signal.
+func runNode(args []string, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
 	log, err := newLogger(o.logFormat, o.logLevel, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
 	for _, name := range o.unknownEnv {
 		log.Warn("environment variable "+name+" sets no flag and is ignored: misspelt? (see -h)", "var", name)
 	}
-	taskList := tasks.Examples()
-	if o.tasksFile != "" {
-		valid, problems, err := tasks.Load(o.tasksFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "scheduler: --tasks:", err)
-			return exitUsage
-		}
-		for _, p := range problems {
-			log.Error("task rejected; the valid tasks still run", "err", p)
-		}
-		if len(valid) == 0 {
-			fmt.Fprintf(stderr, "scheduler: --tasks %s: no valid task\n", o.tasksFile)
-			return exitUsage
-		}
-		taskList = valid
+	taskList, err := loadTasks(o.tasksFile, log)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
-
 	// Every file is read before anything starts.
-	var debugTLS *tls.Config
-	if o.debugCert != "" {
-		pair, err := loadPair(o.debugCert, o.debugKey, "--debug-cert/--debug-key")
-		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err)
-			return exitUsage
-		}
-		debugTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	debugTLS, err := loadDebugTLS(o)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
 
 	sigs := watchSignals(log)
 	defer sigs.release()
-	ctx := sigs.ctx
+	return runOnEtcd(sigs, &nodeConfig{o: o, log: log, tasks: taskList, debugTLS: debugTLS}, stderr)
+}
 
-	endpoints := strings.Split(o.endpoints, ",")
-	embedded := o.endpoints == ""
+// nodeConfig is what a node has read before anything starts.
+type nodeConfig struct {
+	o        *options
+	log      *slog.Logger
+	tasks    []*tasks.Task
+	debugTLS *tls.Config // nil: the debug endpoint serves plain HTTP
+}
+
+// fail reports err as the one line a failed start-up prints, and returns
+// the exit status code.
+func fail(stderr io.Writer, code int, err error) int {
+	fmt.Fprintln(stderr, "scheduler:", err)
+	return code
+}
+
+// loadTasks reads --tasks, logging each rejected task; without the flag,
+// the built-in examples run.
+func loadTasks(file string, log *slog.Logger) ([]*tasks.Task, error) {
+	if file == "" {
+		return tasks.Examples(), nil
+	}
+	valid, problems, err := tasks.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("--tasks: %w", err)
+	}
+	for _, p := range problems {
+		log.Error("task rejected; the valid tasks still run", "err", p)
+	}
+	if len(valid) == 0 {
+		return nil, fmt.Errorf("--tasks %s: no valid task", file)
+	}
+	return valid, nil
+}
+
+// loadDebugTLS reads --debug-cert and --debug-key; nil without them.
+func loadDebugTLS(o *options) (*tls.Config, error) {
+	if o.debugCert == "" {
+		return nil, nil
+	}
+	pair, err := loadPair(o.debugCert, o.debugKey, "--debug-cert/--debug-key")
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+}
+
+// runOnEtcd starts the embedded etcd when no --endpoints are given,
+// connects to etcd and runs the node on it; the embedded etcd closes last.
+func runOnEtcd(sigs *signals, n *nodeConfig, stderr io.Writer) int {
+	endpoints := strings.Split(n.o.endpoints, ",")
+	embedded := n.o.endpoints == ""
 	if embedded {
-		srv, err := embedetcd.Start(o.dataDir, "http://127.0.0.1:2379", "http://127.0.0.1:2380")
+		srv, err := startEmbedded(n.o.dataDir, n.log)
 		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err, "(is another node running? join it with --endpoints http://127.0.0.1:2379)")
-			return exitFailure
+			return fail(stderr, exitFailure, err)
 		}
 		defer srv.Close()
 		endpoints = []string{srv.ClientURL}
-		log.Info("embedded etcd ready: start more nodes with --endpoints "+srv.ClientURL, "data_dir", o.dataDir)
 	}
-	cfg, err := clientConfig(o, endpoints)
+	cfg, err := clientConfig(n.o, endpoints)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
-	if err := tlsCheck(ctx, cfg.TLS, endpoints); err != nil {
-		fmt.Fprintf(stderr, "scheduler: etcd at %s: TLS: %v\n", endpoints[0], err)
-		return exitFailure
+	client, err := connect(sigs.ctx, cfg)
+	if err != nil {
+		return fail(stderr, exitFailure, err)
+	}
+	defer client.Close()
+	return serveNode(sigs, n, client, embedded, stderr)
+}
+
+// connect dials etcd and checks that it answers, so that a wrong
+// certificate, wrong credentials or an unreachable etcd stop the start-up
+// with one line.
+func connect(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
+	if err := tlsCheck(ctx, cfg.TLS, cfg.Endpoints); err != nil {
+		return nil, fmt.Errorf("etcd at %s: TLS: %v", cfg.Endpoints[0], err)
 	}
 	// With credentials the client authenticates as it dials.
 	client, err := clientv3.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
-		return exitFailure
+		return nil, fmt.Errorf("cannot reach etcd at %s: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
-	defer client.Close()
 	if err := ping(ctx, client); err != nil {
-		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
-		return exitFailure
+		client.Close()
+		return nil, fmt.Errorf("cannot reach etcd at %s: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
+	return client, nil
+}
 
-	// The binary's own registry: the tree's and the scheduler's metrics,
-	// Go's and the process's.
-	var (
-		reg          *prometheus.Registry
-		schedMetrics *scheduler.Metrics
-	)
-	if o.debugAddr != "" {
-		reg = prometheus.NewRegistry()
-		schedMetrics = scheduler.NewMetrics(reg)
-	}
+// serveNode builds the node's tree, runtime and debug endpoint on client
+// and runs them until the first signal; with an embedded etcd it then keeps
+// serving the other nodes, the debug endpoint still up, until the second.
+func serveNode(sigs *signals, n *nodeConfig, client *clientv3.Client, embedded bool, stderr io.Writer) int {
+	o, log := n.o, n.log
 	layout := scheduler.NewLayout(o.prefix)
 	// The debug endpoint listens first: its address goes into the
 	// registry key, which other nodes read to show this one.
-	var debugLn net.Listener
-	if o.debugAddr != "" {
-		if debugLn, err = net.Listen("tcp", o.debugAddr); err != nil {
-			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
-			return exitFailure
-		}
-		defer debugLn.Close()
+	dbg, err := listenDebug(o)
+	if err != nil {
+		return fail(stderr, exitFailure, err)
 	}
-	info := scheduler.NewNodeInfo(o.nodeID)
-	if info.DebugURL, err = debugURLOf(o, debugLn); err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+	defer dbg.closeListener()
+	info, err := nodeInfo(o, dbg.ln)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
-	info.Version = cluster.Version()
 	idWatch := &scheduler.IDWatch{Client: client, Layout: layout, Info: info, TTL: o.ttl, Log: log}
-	tree := scheduler.Tree(scheduler.Config{
-		Info:   info,
-		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
-		// The guard is this very binary (/proc/self/exe), run as "guard".
-		Guard:     guard.Spec{Args: []string{"guard"}},
-		Output:    scheduler.LogLines(0),
-		Metrics:   schedMetrics,
-		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
-	})
-	// The debug endpoint's metrics and live stream see every event. The
-	// runtime takes its event handler before they can be built on it, so
-	// the handler reaches them through variables set before Run.
-	var (
-		metrics *debug.Metrics
-		dbg     *debug.Server
-	)
+	tree := newTree(n, client, layout, info, dbg.schedMetrics)
 	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: runtimeLog(log, o.nodeID)}
-	if o.debugAddr != "" {
-		rtOpts.OnEvent = func(e leasehold.Event) {
-			metrics.Observe(e)
-			dbg.Observe(e)
-		}
+	if dbg.on() {
+		rtOpts.OnEvent = dbg.observe
 	}
 	rt, err := leasehold.New(client, tree, rtOpts)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
-	if o.debugAddr != "" {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		metrics = debug.NewMetrics(reg, rt)
-		cl, err := newCluster(o, client, layout, taskList, rt, log)
+	if dbg.on() {
+		stop, err := dbg.serve(n, client, layout, rt, idWatch.Err)
 		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err)
-			return exitFailure
+			return fail(stderr, exitFailure, err)
 		}
-		defer cl.Close()
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg, Cluster: cl, Ready: idWatch.Err})
-		defer serveDebug(debugLn, o.debugAddr, o.debugToken != "", debugTLS, dbg, log)()
+		defer stop()
 	}
-	names := make([]string, len(taskList))
-	for i, t := range taskList {
-		names[i] = t.Name + " (" + t.Schedule + ")"
-	}
-	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
-	// Says at once when another process holds this node's id.
-	idCtx, stopID := context.WithCancel(ctx)
-	idDone := make(chan struct{})
-	go func() { defer close(idDone); idWatch.Run(idCtx) }()
-	err = rt.Run(ctx)
-	stopID()
-	<-idDone
+	logStarting(o, layout, n.tasks, log)
+	err = runWithIDWatch(sigs.ctx, rt, idWatch)
 	close(sigs.stopped)
 	if err != nil {
 		log.Error("stopped", "err", err)
@@ -391,6 +388,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 		keepServing(sigs, client, layout, log)
 	}
 	return exitOK
+}
+
+// nodeInfo is what the node publishes in its registry key.
+func nodeInfo(o *options, debugLn net.Listener) (scheduler.NodeInfo, error) {
+	info := scheduler.NewNodeInfo(o.nodeID)
+	var err error
+	if info.DebugURL, err = debugURLOf(o, debugLn); err != nil {
+		return info, err
+	}
+	info.Version = cluster.Version()
+	return info, nil
+}
+
+// newTree is the scheduler's supervision tree, configured from the flags.
+func newTree(n *nodeConfig, client *clientv3.Client, layout scheduler.Layout, info scheduler.NodeInfo, metrics *scheduler.Metrics) *leasehold.Node {
+	o := n.o
+	return scheduler.Tree(scheduler.Config{
+		Info:   info,
+		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: n.tasks, Log: n.log, Grace: o.grace,
+		// The guard is this very binary (/proc/self/exe), run as "guard".
+		Guard:     guard.Spec{Args: []string{"guard"}},
+		Output:    scheduler.LogLines(0),
+		Metrics:   metrics,
+		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
+	})
+}
+
+// logStarting says which node starts, where its keys are and what it runs.
+func logStarting(o *options, layout scheduler.Layout, taskList []*tasks.Task, log *slog.Logger) {
+	names := make([]string, len(taskList))
+	for i, t := range taskList {
+		names[i] = t.Name + " (" + t.Schedule + ")"
+	}
+	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
+}
+
+// runWithIDWatch runs the runtime until ctx ends, with the id watch beside
+// it: it says at once when another process holds this node's id.
+func runWithIDWatch(ctx context.Context, rt *leasehold.Runtime, idWatch *scheduler.IDWatch) error {
+	idCtx, stopID := context.WithCancel(ctx)
+	idDone := make(chan struct{})
+	go func() { defer close(idDone); idWatch.Run(idCtx) }()
+	err := rt.Run(ctx)
+	stopID()
+	<-idDone
+	return err
 }
 
 // clientConfig builds the etcd client's configuration from etcdctl's TLS
