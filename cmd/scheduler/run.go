@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -450,14 +449,11 @@ func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
 	if o.cacert != "" || o.cert != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.cacert != "" {
-			pem, err := os.ReadFile(o.cacert)
+			roots, err := loadCAs(o.cacert)
 			if err != nil {
-				return cfg, fmt.Errorf("--cacert: %w", err)
+				return cfg, err
 			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return cfg, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
-			}
+			tc.RootCAs = roots
 		}
 		if o.cert != "" {
 			pair, err := loadPair(o.cert, o.key, "--cert/--key")
