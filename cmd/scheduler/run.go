@@ -180,6 +180,8 @@ func loopback(host string) bool {
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
+// newLogger is the binary's logger: --log-level, and --log-format or the
+// format that suits stderr.
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {

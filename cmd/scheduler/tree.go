@@ -144,6 +144,8 @@ const treeEnvPrefix = envPrefix + "_TREE"
 
 var treeEnv = map[string][]string{"token": {debugTokenEnv}, "token-file": {debugTokenEnv + "_FILE"}}
 
+// fetchJSON GETs url from a debug endpoint and decodes its answer, naming
+// the fix for the usual failures (no token, wrong token, node not serving).
 func fetchJSON[T any](client *http.Client, url, token string) (T, error) {
 	var snap T
 	req, err := http.NewRequest(http.MethodGet, url, nil)
