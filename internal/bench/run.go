@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,30 +240,50 @@ func (e *env) measureChanges(ctx context.Context, r *Report) error {
 }
 
 // measureTeardowns tears down subtrees of each size, leasehold against a
-// plain suture supervisor, each with instant and slow services.
+// plain suture supervisor: TeardownTrials times each with instant services,
+// the sides alternating, keeping the median trial; then once each with slow
+// services.
 func (e *env) measureTeardowns(ctx context.Context, r *Report) error {
 	cfg := r.Config
-	var err error
 	for _, n := range cfg.TeardownSizes {
-		var p Pair[Teardown]
-		var lh, lhSlow, su, suSlow Teardown
-		for _, m := range []struct {
-			impl string
-			slow time.Duration
-			into *Teardown
-		}{{"leasehold", 0, &lh}, {"leasehold", cfg.SlowStop, &lhSlow}, {"suture", 0, &su}, {"suture", cfg.SlowStop, &suSlow}} {
-			if *m.into, err = e.teardown(ctx, m.impl, n, m.slow); err != nil {
-				return fmt.Errorf("%s teardown of %d services (stopping in %s): %w", m.impl, n, m.slow, err)
+		var lh, su []Teardown
+		for range cfg.TeardownTrials {
+			for _, m := range []struct {
+				impl string
+				into *[]Teardown
+			}{{"leasehold", &lh}, {"suture", &su}} {
+				t, err := e.teardown(ctx, m.impl, n, 0)
+				if err != nil {
+					return fmt.Errorf("%s teardown of %d services: %w", m.impl, n, err)
+				}
+				overruns.Add(t.Overruns)
+				*m.into = append(*m.into, t)
 			}
 		}
-		p.Leasehold, p.Naive = lh, su
-		overruns.Add(lh.Overruns + lhSlow.Overruns)
-		p.Leasehold.SlowTook, p.Naive.SlowTook = lhSlow.Took, suSlow.Took
+		p := Pair[Teardown]{Leasehold: medianTeardown(lh), Naive: medianTeardown(su)}
+		for _, m := range []struct {
+			impl string
+			into *Teardown
+		}{{"leasehold", &p.Leasehold}, {"suture", &p.Naive}} {
+			t, err := e.teardown(ctx, m.impl, n, cfg.SlowStop)
+			if err != nil {
+				return fmt.Errorf("%s teardown of %d services (stopping in %s): %w", m.impl, n, cfg.SlowStop, err)
+			}
+			overruns.Add(t.Overruns)
+			m.into.SlowTook = t.Took
+		}
 		r.Teardown = append(r.Teardown, p)
-		e.logf("teardown of %d: leasehold %s ms (slow %s ms), suture %s ms (slow %s ms)",
-			n, ms(lh.Took), ms(lhSlow.Took), ms(su.Took), ms(suSlow.Took))
+		e.logf("teardown of %d: leasehold %s ms (slow %s ms), suture %s ms (slow %s ms); medians of %d",
+			n, ms(p.Leasehold.Took), ms(p.Leasehold.SlowTook), ms(p.Naive.Took), ms(p.Naive.SlowTook), cfg.TeardownTrials)
 	}
 	return nil
+}
+
+// medianTeardown is the trial with the median teardown time (the lower
+// middle one of an even count), with its own footprint.
+func medianTeardown(ts []Teardown) Teardown {
+	s := slices.SortedFunc(slices.Values(ts), func(a, b Teardown) int { return cmp.Compare(a.Took, b.Took) })
+	return s[(len(s)-1)/2]
 }
 
 // floor measures the physical floor of a handover, and the round trip of
