@@ -54,7 +54,7 @@ func (g *Group) Add(child *Node) error {
 	// snapshots see it from its first run.
 	cn := g.n.rt.build(resolved(spec, g.n.rt.opts.Clock), g.n)
 	g.n.mu.Lock()
-	g.n.mu.dynamic = append(g.n.mu.dynamic, cn)
+	g.n.mu.sub.dynamic = append(g.n.mu.sub.dynamic, cn)
 	g.n.mu.Unlock()
 	err = g.kids.Add(cn)
 	if err == nil {
@@ -85,7 +85,7 @@ func (g *Group) Names() []string { return g.kids.Names() }
 func (g *Group) unlist(cn *node) {
 	g.n.mu.Lock()
 	defer g.n.mu.Unlock()
-	g.n.mu.dynamic = slices.DeleteFunc(g.n.mu.dynamic, func(c *node) bool { return c == cn })
+	g.n.mu.sub.dynamic = slices.DeleteFunc(g.n.mu.sub.dynamic, func(c *node) bool { return c == cn })
 }
 
 // Ready tells an Ordered parent that the service whose context ctx is has
@@ -116,17 +116,17 @@ func (n *node) runChildren(ctx context.Context, sc scope, onStop func(error)) er
 	}
 	g.kids = supervisor.NewChildren(supervisor.Config{
 		Name:   n.path,
-		Rules:  &n.spec.GroupRules,
+		Rules:  n.spec.GroupRules,
 		Clock:  n.rt.opts.Clock,
 		Log:    n.rt.log,
 		Values: context.WithValue(withScope(ctx, sc), groupKey{}, g),
 	}, &termHost{n: n, sc: sc}, members)
 	n.mu.Lock()
-	n.mu.group = g
+	n.mu.sub.group = g
 	n.mu.Unlock()
 	err := g.kids.Run(ctx, onStop)
 	n.mu.Lock()
-	n.mu.dynamic = nil
+	n.mu.sub.dynamic = nil
 	n.mu.Unlock()
 	return err
 }
@@ -179,7 +179,7 @@ func (h *termHost) Removed(m supervisor.Member) {
 	n := h.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.mu.dynamic = slices.DeleteFunc(n.mu.dynamic, func(c *node) bool { return c == m })
+	n.mu.sub.dynamic = slices.DeleteFunc(n.mu.sub.dynamic, func(c *node) bool { return c == m })
 }
 
 func (h *termHost) Go(f func()) { h.n.rt.background(f) }

@@ -78,9 +78,9 @@ func (n *node) recordErr(err error) {
 // or the leadership was lost (rather than because ctx ended).
 func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 	n.mu.Lock()
-	n.mu.term++
-	term := n.mu.term
-	n.mu.lease, n.mu.token = lease, 0
+	n.mu.sub.term++
+	term := n.mu.sub.term
+	n.mu.sub.lease, n.mu.sub.token = lease, 0
 	n.mu.Unlock()
 	ev := func(kind EventKind, token int64, err error) {
 		n.rt.emit(Event{Kind: kind, Path: n.path, Node: n.spec.Kind, Term: term, LeaseID: lease.ID(), Token: token, Err: err, HeldUntil: lease.HeldUntil()})
@@ -111,7 +111,7 @@ func (n *node) runTerm(ctx context.Context, lease *leases.Lease) (lost bool) {
 		unbindTerm := context.AfterFunc(t.Ctx(), func() { cancel(context.Cause(t.Ctx())) })
 		defer unbindTerm()
 		n.mu.Lock()
-		n.mu.token = t.Token()
+		n.mu.sub.token = t.Token()
 		n.mu.Unlock()
 	}
 	if n.spec.Kind == KindElection {
@@ -202,7 +202,7 @@ func (n *node) claim(ctx context.Context, lease *leases.Lease, ev func(EventKind
 	case n.spec.Kind == KindElection:
 		el := leases.NewElection(n.rt.client, lease, n.spec.Prefix, n.identity())
 		n.mu.Lock()
-		n.mu.election = el
+		n.mu.sub.election = el
 		n.mu.Unlock()
 		n.setState(StateCampaigning)
 		ev(EventCampaigning, 0, nil)
@@ -241,7 +241,7 @@ func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)
 		if err != nil {
 			n.rt.log.Warn("cannot revoke lease; etcd will expire it", "node", n.path, "lease_id", fmt.Sprintf("%x", int64(lease.ID())), "err", err)
 			n.mu.Lock()
-			n.mu.unrevoked = append(n.mu.unrevoked, lease)
+			n.mu.sub.unrevoked = append(n.mu.sub.unrevoked, lease)
 			n.mu.Unlock()
 		}
 		ev(EventLeaseRevoked, 0, err)
@@ -256,8 +256,8 @@ func (n *node) revokeLater(lease *leases.Lease, ev func(EventKind, int64, error)
 // stopped long ago (revoke runs only after that).
 func (n *node) revokeUnrevoked() {
 	n.mu.Lock()
-	old := n.mu.unrevoked
-	n.mu.unrevoked = nil
+	old := n.mu.sub.unrevoked
+	n.mu.sub.unrevoked = nil
 	n.mu.Unlock()
 	for _, l := range old {
 		if err := revokeWithinTTL(l); err != nil {

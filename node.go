@@ -46,27 +46,40 @@ type node struct {
 		running  int // Serve calls in flight; at most one for a service
 		// ready: running, and past Ready if the node awaits readiness (see
 		// AwaitReady); what snapshots show.
-		ready    bool
-		term     int
-		lease    *leases.Lease
-		election *leases.Election
-		token    int64
-		// dynamic holds the children added at run time by Group.Add, in
-		// the order they were added; they live for one term.
-		dynamic []*node
-		// group is the node's group of children in the current term.
-		group *Group
-		// unrevoked are earlier terms' leases whose revoke failed (etcd
-		// unreachable); they are revoked once a grant succeeds.
-		unrevoked []*leases.Lease
+		ready bool
+		// sub is the state of a node with children; nil for a service, so
+		// that a service's node stays small.
+		sub *subtree
 	}
+}
+
+// subtree is the state only a node with children has; the node's mu guards
+// it.
+type subtree struct {
+	// group is the node's group of children in the current term.
+	group *Group
+	// dynamic holds the children added at run time by Group.Add, in the
+	// order they were added; they live for one term.
+	dynamic []*node
+
+	// Lease and election nodes: the current term.
+	term     int
+	lease    *leases.Lease
+	election *leases.Election
+	token    int64
+	// unrevoked are earlier terms' leases whose revoke failed (etcd
+	// unreachable); they are revoked once a grant succeeds.
+	unrevoked []*leases.Lease
 }
 
 // allChildren is the node's declared children followed by its dynamic ones.
 func (n *node) allChildren() []*node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append(append([]*node(nil), n.children...), n.mu.dynamic...)
+	if n.mu.sub == nil {
+		return n.children // fixed once built
+	}
+	return append(append([]*node(nil), n.children...), n.mu.sub.dynamic...)
 }
 
 // build makes the live nodes of a resolved tree (see resolved).
@@ -77,6 +90,9 @@ func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 	}
 	n.mu.state = StateStopped
 	n.mu.since = time.Now().UnixNano()
+	if s.Kind != KindService {
+		n.mu.sub = new(subtree)
+	}
 	if s.Kind == KindElection {
 		n.stepDown = new(stepDown)
 	}

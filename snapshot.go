@@ -3,6 +3,8 @@ package leasehold
 import (
 	"fmt"
 	"time"
+
+	"github.com/leasehold/leasehold/leases"
 )
 
 // Snapshot is the live state of a tree at one moment. Its JSON form is the
@@ -78,10 +80,18 @@ func (n *node) snapshot() NodeSnapshot {
 		LastError: n.mu.lastErr,
 		Restarts:  n.mu.restarts,
 		Ready:     n.mu.ready,
-		Term:      n.mu.term,
 		Children:  []NodeSnapshot{},
 	}
-	lease, election, token, group := n.mu.lease, n.mu.election, n.mu.token, n.mu.group
+	var (
+		lease    *leases.Lease
+		election *leases.Election
+		token    int64
+		group    *Group
+	)
+	if sub := n.mu.sub; sub != nil {
+		s.Term = sub.term
+		lease, election, token, group = sub.lease, sub.election, sub.token, sub.group
+	}
 	n.mu.Unlock()
 	s.Restart, s.ShutdownMs = n.spec.Restart, n.spec.Shutdown.Milliseconds()
 	if n.spec.Kind != KindService {
@@ -114,7 +124,7 @@ func (n *node) snapshot() NodeSnapshot {
 		if s.Role == "leader" {
 			s.Leader = n.identity()
 		}
-	} else if n.spec.Key != "" {
+	} else if n.spec.Kind == KindLease && n.spec.Key != "" {
 		s.Key = n.spec.Key
 		if s.State == StateHeld {
 			s.Token = token

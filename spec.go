@@ -39,7 +39,24 @@ type nodeSpec struct {
 	Service suture.Service
 	// Children are started under the node (not for KindService).
 	Children []*nodeSpec
-	// Lease configures the lease of a KindLease or KindElection node.
+	// How the node behaves as a child: restart type, Shutdown, restart
+	// Backoff, AwaitReady. Shutdowns must fit the lease's StopBudget.
+	otp.ChildRules
+
+	// The parts only some kinds have are behind pointers, set by newNode
+	// for those kinds only, so that a service's spec stays small (a tree
+	// may hold many thousands): read them only for those kinds.
+
+	// How a node with children (lease, election, supervisor) restarts and
+	// orders them: strategy, intensity, suture's backoff, order.
+	*otp.GroupRules
+	// The lease of a lease or election node.
+	*leaseSpec
+}
+
+// leaseSpec is what a lease or election node has beyond other nodes.
+type leaseSpec struct {
+	// Lease configures the node's lease.
 	Lease leases.Config
 	// Prefix is the election's key prefix (KindElection only), as given to
 	// `etcdctl elect`.
@@ -50,13 +67,6 @@ type nodeSpec struct {
 	// Key, for a KindLease node, is a key the node holds under its lease
 	// each term (see leases.Hold).
 	Key string
-
-	// How a node with children (lease, election, supervisor) restarts and
-	// orders them: strategy, intensity, suture's backoff, order.
-	otp.GroupRules
-	// How the node behaves as a child: restart type, Shutdown, restart
-	// Backoff, AwaitReady. Shutdowns must fit the lease's StopBudget.
-	otp.ChildRules
 }
 
 // ErrInvalidTree wraps every error of Validate.
@@ -69,13 +79,16 @@ func resolved(s *nodeSpec, clk clock.Clock) *nodeSpec {
 	r := *s
 	r.Restart = r.Restart.OrDefault()
 	r.Backoff = r.Backoff.WithDefaults()
-	if r.Kind != KindService {
-		r.Strategy = r.Strategy.OrDefault()
-		r.Intensity = r.Intensity.OrDefault()
+	if s.GroupRules != nil {
+		gr := *s.GroupRules
+		gr.Strategy, gr.Intensity = gr.Strategy.OrDefault(), gr.Intensity.OrDefault()
+		r.GroupRules = &gr
 	}
-	if r.Kind == KindLease || r.Kind == KindElection {
-		r.Lease.Clock = clk
-		r.Lease = r.Lease.WithDefaults()
+	if s.leaseSpec != nil {
+		ls := *s.leaseSpec
+		ls.Lease.Clock = clk
+		ls.Lease = ls.Lease.WithDefaults()
+		r.leaseSpec = &ls
 	}
 	if len(s.Children) > 0 {
 		r.Children = make([]*nodeSpec, len(s.Children))
@@ -106,15 +119,12 @@ func validate(s *nodeSpec, parent string, leased bool) error {
 	case strings.Contains(s.Name, "/"):
 		return bad("Name %q contains \"/\", which separates paths: rename it", s.Name)
 	}
+	if err := validateGroupRules(s, bad); err != nil {
+		return err
+	}
 	switch {
-	case !s.Strategy.Valid():
-		return bad("Strategy %q is unknown: use one_for_one, one_for_all or rest_for_one", s.Strategy)
 	case !s.Restart.Valid():
 		return bad("Restart %q is unknown: use permanent, transient or temporary", s.Restart)
-	case s.Intensity.MaxRestarts > 0 && s.Intensity.Period <= 0:
-		return bad("Intensity %d restarts needs a positive Period, e.g. 10s", s.Intensity.MaxRestarts)
-	case s.Suture != nil && (s.Suture.Threshold <= 0 || s.Suture.Decay <= 0 || s.Suture.Backoff <= 0):
-		return bad("Suture backoff %+v needs a positive Threshold, Decay and Backoff (suture's defaults: 5, 30s, 15s)", *s.Suture)
 	case s.Shutdown < 0:
 		return bad("Shutdown %s is negative: leave it zero to allow until the lease's deadline", s.Shutdown)
 	case s.Backoff.Min < 0 || s.Backoff.Max < 0 || (s.Backoff.Max != 0 && s.Backoff.Min > s.Backoff.Max):
@@ -169,6 +179,22 @@ func validate(s *nodeSpec, parent string, leased bool) error {
 		if err := validate(c, path, leased); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validateGroupRules checks the rules of a node with children.
+func validateGroupRules(s *nodeSpec, bad func(string, ...any) error) error {
+	if s.GroupRules == nil {
+		return nil
+	}
+	switch {
+	case !s.Strategy.Valid():
+		return bad("Strategy %q is unknown: use one_for_one, one_for_all or rest_for_one", s.Strategy)
+	case s.Intensity.MaxRestarts > 0 && s.Intensity.Period <= 0:
+		return bad("Intensity %d restarts needs a positive Period, e.g. 10s", s.Intensity.MaxRestarts)
+	case s.Suture != nil && (s.Suture.Threshold <= 0 || s.Suture.Decay <= 0 || s.Suture.Backoff <= 0):
+		return bad("Suture backoff %+v needs a positive Threshold, Decay and Backoff (suture's defaults: 5, 30s, 15s)", *s.Suture)
 	}
 	return nil
 }

@@ -34,6 +34,12 @@ func (n *Node) apply(parent *Node) {
 
 func newNode(kind Kind, name string, parts []Part) *Node {
 	n := &Node{spec: nodeSpec{Kind: kind, Name: name}}
+	if kind != KindService {
+		n.spec.GroupRules = new(otp.GroupRules)
+	}
+	if kind == KindLease || kind == KindElection {
+		n.spec.leaseSpec = new(leaseSpec)
+	}
 	for _, p := range parts {
 		if p == nil {
 			n.errs = append(n.errs, fmt.Errorf("%w: %s: a nil part was passed: remove it", ErrInvalidTree, name))

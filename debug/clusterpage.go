@@ -20,6 +20,7 @@ func (s *Server) clusterRoutes(m *http.ServeMux) {
 	}
 	m.HandleFunc("GET /debug/cluster.json", s.clusterJSON)
 	m.HandleFunc("GET /debug/cluster", s.page("web/cluster.html", "text/html; charset=utf-8"))
+	m.HandleFunc("GET /debug/cluster/live.js", s.page("web/live.js", "text/javascript; charset=utf-8"))
 	m.HandleFunc("GET /debug/cluster/app.js", s.page("web/cluster.js", "text/javascript; charset=utf-8"))
 	m.HandleFunc("GET /debug/cluster/style.css", s.page("web/style.css", "text/css; charset=utf-8"))
 	m.HandleFunc("GET /debug/cluster/cluster.css", s.page("web/cluster.css", "text/css; charset=utf-8"))

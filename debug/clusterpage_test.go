@@ -42,7 +42,7 @@ func TestClusterRoutes(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "cluster/app.js") || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("page: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
-	for _, asset := range []string{"/debug/cluster/app.js", "/debug/cluster/style.css", "/debug/cluster/cluster.css"} {
+	for _, asset := range []string{"/debug/cluster/live.js", "/debug/cluster/app.js", "/debug/cluster/style.css", "/debug/cluster/cluster.css"} {
 		if resp, _ := do(t, http.MethodGet, url+asset, bearer...); resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: %d", asset, resp.StatusCode)
 		}

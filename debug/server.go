@@ -202,6 +202,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /debug/{$}", s.index)
 	m.HandleFunc("GET /debug/tree.json", s.treeJSON)
 	m.HandleFunc("GET /debug/tree", s.page("web/index.html", "text/html; charset=utf-8"))
+	m.HandleFunc("GET /debug/tree/live.js", s.page("web/live.js", "text/javascript; charset=utf-8"))
 	m.HandleFunc("GET /debug/tree/app.js", s.page("web/app.js", "text/javascript; charset=utf-8"))
 	m.HandleFunc("GET /debug/tree/style.css", s.page("web/style.css", "text/css; charset=utf-8"))
 	m.HandleFunc("GET /debug/tree/events", s.events)

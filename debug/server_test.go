@@ -63,7 +63,7 @@ func do(t *testing.T, method, url string, header ...string) (*http.Response, str
 	return resp, b.String()
 }
 
-var paths = []string{"/", "/debug/tree", "/debug/tree.json", "/debug/tree/app.js", "/debug/tree/style.css",
+var paths = []string{"/", "/debug/tree", "/debug/tree.json", "/debug/tree/live.js", "/debug/tree/app.js", "/debug/tree/style.css",
 	"/metrics", "/livez", "/readyz", "/readyz?verbose", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1"}
 
 // Every path answers GET and HEAD, unknown paths 404, other methods 405.
@@ -230,7 +230,7 @@ func TestHealth(t *testing.T) {
 // allows nothing from elsewhere.
 func TestPageAssets(t *testing.T) {
 	_, _, base := staticServer(t, Options{})
-	for p, ct := range map[string]string{"/debug/tree": "text/html", "/debug/tree/app.js": "text/javascript", "/debug/tree/style.css": "text/css"} {
+	for p, ct := range map[string]string{"/debug/tree": "text/html", "/debug/tree/live.js": "text/javascript", "/debug/tree/app.js": "text/javascript", "/debug/tree/style.css": "text/css"} {
 		code, h, body := get(t, base+p)
 		if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), ct) || len(body) < 100 {
 			t.Errorf("GET %s: %d %q %d bytes", p, code, h.Get("Content-Type"), len(body))

@@ -78,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, bool, error) {
 	fs.IntVar(&cfg.FloorTrials, "floor-trials", def.FloorTrials, "raw revoke-watch-read measurements")
 	fs.IntVar(&cfg.CrashTrials, "crash-trials", def.CrashTrials, "SIGKILL trials per side")
 	fs.StringVar(&sizes, "sizes", ints(def.TeardownSizes), "services per teardown run, comma separated")
+	fs.IntVar(&cfg.TeardownTrials, "teardown-trials", def.TeardownTrials, "teardowns per size and side; the table shows the median")
 	fs.DurationVar(&cfg.SlowStop, "slow-stop", def.SlowStop, "time each service takes to return in the slow teardown variant")
 	fs.DurationVar(&cfg.Idle, "idle", def.Idle, "how long the idle etcd cost is counted")
 	fs.StringVar(&candidates, "candidates", ints(def.Candidates), "waiting candidates per leader-change cost run, comma separated")
@@ -119,6 +120,8 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, bool, error) {
 				cfg.CrashTrials = explicit.CrashTrials
 			case "sizes":
 				cfg.TeardownSizes = explicit.TeardownSizes
+			case "teardown-trials":
+				cfg.TeardownTrials = explicit.TeardownTrials
 			case "slow-stop":
 				cfg.SlowStop = explicit.SlowStop
 			case "idle":

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,42 +89,6 @@ func startDebugNode(t *testing.T, id, endpoint, prefix, tasksFile, logDir string
 	return &debugNode{node: n, addr: addr}
 }
 
-// blackhole accepts connections and never answers, like an endpoint behind
-// a firewall that drops replies, or a hung process.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 func leaderUnder(t *testing.T, c *clientv3.Client, prefix string) string {
 	t.Helper()
 	resp, err := c.Get(context.Background(), prefix+"/leader/", clientv3.WithFirstCreate()...)
@@ -163,7 +125,7 @@ func TestClusterPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Put(context.Background(), prefix+"/nodes/hung", cluster.Member{ID: "hung", DebugURL: blackhole(t), Version: "v0.0.0-test"}.Encode(), clientv3.WithLease(lease.ID)); err != nil {
+	if _, err := c.Put(context.Background(), prefix+"/nodes/hung", cluster.Member{ID: "hung", DebugURL: etcdtest.Blackhole(t), Version: "v0.0.0-test"}.Encode(), clientv3.WithLease(lease.ID)); err != nil {
 		t.Fatal(err)
 	}
 	var leader string

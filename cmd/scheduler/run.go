@@ -3,30 +3,22 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lmittmann/tint"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold"
-	"github.com/leasehold/leasehold/debug"
 	"github.com/leasehold/leasehold/debug/cluster"
-	"github.com/leasehold/leasehold/internal/embedetcd"
 	"github.com/leasehold/leasehold/services/guard"
 	"github.com/leasehold/leasehold/services/scheduler"
 	"github.com/leasehold/leasehold/services/tasks"
@@ -59,9 +51,42 @@ type options struct {
 	keep                                                                 int
 }
 
+// parseFlags reads the node's flags, then the environment and the secret
+// files, and validates the result; -h prints the usage and returns
+// flag.ErrHelp.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	host, _ := os.Hostname()
 	o := &options{}
+	fs := nodeFlags(o)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printNodeUsage(fs, stderr)
+			return nil, err
+		}
+		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
+	}
+	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
+		return nil, err
+	}
+	o.unknownEnv = unknownEnv(fs)
+	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
+		return nil, err
+	}
+	if err := secretFromFile(&o.debugToken, "debug-token", o.debugTokenFile, "debug-token-file"); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// nodeFlags declares the node's flags, with their defaults, into o: the
+// one list -h and the environment variables are derived from.
+func nodeFlags(o *options) *flag.FlagSet {
+	host, _ := os.Hostname()
 	fs := flag.NewFlagSet("scheduler", flag.ContinueOnError)
 	// Errors are reported by the caller in one line; -h prints the usage.
 	fs.SetOutput(io.Discard)
@@ -90,70 +115,62 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.user, "user", "", "etcd user, as name or name:password (etcdctl's flag)")
 	fs.StringVar(&o.password, "password", "", "etcd password, when --user has none (etcdctl's flag; better: --password-file)")
 	fs.StringVar(&o.passwordFile, "password-file", "", "read --password from this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "usage: scheduler [flags]\n"+
-				"       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
-				"       scheduler tree --cluster                        print every node of the cluster\n"+
-				"       scheduler status [-o json]                      nodes, leader and tasks, read from etcd\n"+
-				"       scheduler runs [--task T] [--failed] [-n N]     run records, newest first, read from etcd\n"+
-				"       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
-			return nil, err
-		}
-		return nil, fmt.Errorf("%v (see -h)", durationHint(err))
-	}
-	if err := applyEnv(fs, envPrefix, etcdctlEnv); err != nil {
-		return nil, err
-	}
-	o.unknownEnv = unknownEnv(fs)
-	if err := secretFromFile(&o.password, "password", o.passwordFile, "password-file"); err != nil {
-		return nil, err
-	}
-	if err := secretFromFile(&o.debugToken, "debug-token", o.debugTokenFile, "debug-token-file"); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: flags only (see -h)", fs.Arg(0))
-	}
+	return fs
+}
+
+// printNodeUsage is -h: the subcommands, the node's flags and their
+// environment variables.
+func printNodeUsage(fs *flag.FlagSet, stderr io.Writer) {
+	fmt.Fprintln(stderr, "usage: scheduler [flags]\n"+
+		"       scheduler tree [--addr host:port] [--token t]   print a node's live tree (see scheduler tree -h)\n"+
+		"       scheduler tree --cluster                        print every node of the cluster\n"+
+		"       scheduler status [-o json]                      nodes, leader and tasks, read from etcd\n"+
+		"       scheduler runs [--task T] [--failed] [-n N]     run records, newest first, read from etcd\n"+
+		"       scheduler step-down [--to NODE]                 move leadership on purpose (see scheduler step-down -h)")
+	fs.SetOutput(stderr)
+	fs.PrintDefaults()
+	fmt.Fprint(stderr, envHelp(fs, envPrefix, etcdctlEnv))
+}
+
+// validate checks each value, and the flags that go together, so that a
+// bad one is named, with its fix, before anything starts.
+func (o *options) validate() error {
 	if o.endpoints != "" {
 		if err := checkEndpoints(o.endpoints); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	switch {
 	case o.logFormat != "" && o.logFormat != "text" && o.logFormat != "json":
-		return nil, fmt.Errorf("--log-format %q: use text or json", o.logFormat)
+		return fmt.Errorf("--log-format %q: use text or json", o.logFormat)
 	case o.nodeID == "" || strings.Contains(o.nodeID, "/"):
-		return nil, fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
+		return fmt.Errorf("--node-id %q: use a non-empty name without '/'", o.nodeID)
 	case (o.cert == "") != (o.key == ""):
-		return nil, errors.New("--cert and --key go together: give both or neither")
+		return errors.New("--cert and --key go together: give both or neither")
 	case (o.debugCert == "") != (o.debugKey == ""):
-		return nil, errors.New("--debug-cert and --debug-key go together: give both or neither")
+		return errors.New("--debug-cert and --debug-key go together: give both or neither")
 	case o.keep < 1:
-		return nil, fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
+		return fmt.Errorf("--keep %d: keep at least 1 record per task, e.g. --keep 100", o.keep)
 	case o.keepFor <= 0:
-		return nil, fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
+		return fmt.Errorf("--keep-for %s: use a positive duration such as 168h", o.keepFor)
 	case o.grace <= 0:
-		return nil, fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
+		return fmt.Errorf("--grace %s: use a positive duration such as 2s", o.grace)
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
-		return nil, fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
+		return fmt.Errorf("--ttl %s: use whole seconds, at least 2s (etcd's minimum lease TTL)", o.ttl)
 	}
 	if o.debugToken != "" && len(o.debugToken) < minTokenLen {
-		return nil, fmt.Errorf("--debug-token is too short: use at least %d characters (e.g. openssl rand -hex 16)", minTokenLen)
+		return fmt.Errorf("--debug-token is too short: use at least %d characters (e.g. openssl rand -hex 16)", minTokenLen)
 	}
 	if o.debugAddr != "" {
 		host, _, err := net.SplitHostPort(o.debugAddr)
 		if err != nil {
-			return nil, fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
+			return fmt.Errorf("--debug-addr %q: %v (e.g. 127.0.0.1:7070)", o.debugAddr, err)
 		}
 		if !loopback(host) && o.debugToken == "" {
-			return nil, fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s, or --debug-token-file); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
+			return fmt.Errorf("--debug-addr %q is not a loopback address: serving the debug endpoint there needs --debug-token (or $%s, or --debug-token-file); or bind it to 127.0.0.1", o.debugAddr, debugTokenEnv)
 		}
 	}
-	return o, nil
+	return nil
 }
 
 // loopback reports whether host (of host:port) is a loopback address. An
@@ -163,6 +180,8 @@ func loopback(host string) bool {
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
+// newLogger is the binary's logger: --log-level, and --log-format or the
+// format that suits stderr.
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -182,183 +201,184 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: replaceAttr})), nil
 }
 
+// run is the binary: a subcommand named by the first argument, or else a
+// node; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "guard" {
-		return guard.Main(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "guard":
+			return guard.Main(args[1:])
+		case "tree":
+			return runTree(args[1:], stdout, stderr)
+		case "step-down":
+			return runStepDown(args[1:], stdout, stderr)
+		case "status":
+			return runStatus(args[1:], stdout, stderr)
+		case "runs":
+			return runRuns(args[1:], stdout, stderr)
+		}
 	}
-	if len(args) > 0 && args[0] == "tree" {
-		return runTree(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "step-down" {
-		return runStepDown(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "status" {
-		return runStatus(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "runs" {
-		return runRuns(args[1:], stdout, stderr)
-	}
+	return runNode(args, stderr)
+}
+
+// runNode is a scheduler node: it reads every flag and file before anything
+// starts, then joins or starts etcd and runs the tree until a signal.
+func runNode(args []string, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
 	log, err := newLogger(o.logFormat, o.logLevel, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
 	for _, name := range o.unknownEnv {
 		log.Warn("environment variable "+name+" sets no flag and is ignored: misspelt? (see -h)", "var", name)
 	}
-	taskList := tasks.Examples()
-	if o.tasksFile != "" {
-		valid, problems, err := tasks.Load(o.tasksFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "scheduler: --tasks:", err)
-			return exitUsage
-		}
-		for _, p := range problems {
-			log.Error("task rejected; the valid tasks still run", "err", p)
-		}
-		if len(valid) == 0 {
-			fmt.Fprintf(stderr, "scheduler: --tasks %s: no valid task\n", o.tasksFile)
-			return exitUsage
-		}
-		taskList = valid
+	taskList, err := loadTasks(o.tasksFile, log)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
-
 	// Every file is read before anything starts.
-	var debugTLS *tls.Config
-	if o.debugCert != "" {
-		pair, err := loadPair(o.debugCert, o.debugKey, "--debug-cert/--debug-key")
-		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err)
-			return exitUsage
-		}
-		debugTLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	debugTLS, err := loadDebugTLS(o)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
 
 	sigs := watchSignals(log)
 	defer sigs.release()
-	ctx := sigs.ctx
+	return runOnEtcd(sigs, &nodeConfig{o: o, log: log, tasks: taskList, debugTLS: debugTLS}, stderr)
+}
 
-	endpoints := strings.Split(o.endpoints, ",")
-	embedded := o.endpoints == ""
+// nodeConfig is what a node has read before anything starts.
+type nodeConfig struct {
+	o        *options
+	log      *slog.Logger
+	tasks    []*tasks.Task
+	debugTLS *tls.Config // nil: the debug endpoint serves plain HTTP
+}
+
+// fail reports err as the one line a failed start-up prints, and returns
+// the exit status code.
+func fail(stderr io.Writer, code int, err error) int {
+	fmt.Fprintln(stderr, "scheduler:", err)
+	return code
+}
+
+// loadTasks reads --tasks, logging each rejected task; without the flag,
+// the built-in examples run.
+func loadTasks(file string, log *slog.Logger) ([]*tasks.Task, error) {
+	if file == "" {
+		return tasks.Examples(), nil
+	}
+	valid, problems, err := tasks.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("--tasks: %w", err)
+	}
+	for _, p := range problems {
+		log.Error("task rejected; the valid tasks still run", "err", p)
+	}
+	if len(valid) == 0 {
+		return nil, fmt.Errorf("--tasks %s: no valid task", file)
+	}
+	return valid, nil
+}
+
+// loadDebugTLS reads --debug-cert and --debug-key; nil without them.
+func loadDebugTLS(o *options) (*tls.Config, error) {
+	if o.debugCert == "" {
+		return nil, nil
+	}
+	pair, err := loadPair(o.debugCert, o.debugKey, "--debug-cert/--debug-key")
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
+}
+
+// runOnEtcd starts the embedded etcd when no --endpoints are given,
+// connects to etcd and runs the node on it; the embedded etcd closes last.
+func runOnEtcd(sigs *signals, n *nodeConfig, stderr io.Writer) int {
+	endpoints := strings.Split(n.o.endpoints, ",")
+	embedded := n.o.endpoints == ""
 	if embedded {
-		srv, err := embedetcd.Start(o.dataDir, "http://127.0.0.1:2379", "http://127.0.0.1:2380")
+		srv, err := startEmbedded(n.o.dataDir, n.log)
 		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err, "(is another node running? join it with --endpoints http://127.0.0.1:2379)")
-			return exitFailure
+			return fail(stderr, exitFailure, err)
 		}
 		defer srv.Close()
 		endpoints = []string{srv.ClientURL}
-		log.Info("embedded etcd ready: start more nodes with --endpoints "+srv.ClientURL, "data_dir", o.dataDir)
 	}
-	cfg, err := clientConfig(o, endpoints)
+	cfg, err := clientConfig(n.o, endpoints)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
-	if err := tlsCheck(ctx, cfg.TLS, endpoints); err != nil {
-		fmt.Fprintf(stderr, "scheduler: etcd at %s: TLS: %v\n", endpoints[0], err)
-		return exitFailure
+	client, err := connect(sigs.ctx, cfg)
+	if err != nil {
+		return fail(stderr, exitFailure, err)
+	}
+	defer client.Close()
+	return serveNode(sigs, n, client, embedded, stderr)
+}
+
+// connect dials etcd and checks that it answers, so that a wrong
+// certificate, wrong credentials or an unreachable etcd stop the start-up
+// with one line.
+func connect(ctx context.Context, cfg clientv3.Config) (*clientv3.Client, error) {
+	if err := tlsCheck(ctx, cfg.TLS, cfg.Endpoints); err != nil {
+		return nil, fmt.Errorf("etcd at %s: TLS: %v", cfg.Endpoints[0], err)
 	}
 	// With credentials the client authenticates as it dials.
 	client, err := clientv3.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
-		return exitFailure
+		return nil, fmt.Errorf("cannot reach etcd at %s: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
-	defer client.Close()
 	if err := ping(ctx, client); err != nil {
-		fmt.Fprintf(stderr, "scheduler: cannot reach etcd at %s: %v\n", strings.Join(endpoints, ","), err)
-		return exitFailure
+		client.Close()
+		return nil, fmt.Errorf("cannot reach etcd at %s: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
+	return client, nil
+}
 
-	// The binary's own registry: the tree's and the scheduler's metrics,
-	// Go's and the process's.
-	var (
-		reg          *prometheus.Registry
-		schedMetrics *scheduler.Metrics
-	)
-	if o.debugAddr != "" {
-		reg = prometheus.NewRegistry()
-		schedMetrics = scheduler.NewMetrics(reg)
-	}
+// serveNode builds the node's tree, runtime and debug endpoint on client
+// and runs them until the first signal; with an embedded etcd it then keeps
+// serving the other nodes, the debug endpoint still up, until the second.
+func serveNode(sigs *signals, n *nodeConfig, client *clientv3.Client, embedded bool, stderr io.Writer) int {
+	o, log := n.o, n.log
 	layout := scheduler.NewLayout(o.prefix)
 	// The debug endpoint listens first: its address goes into the
 	// registry key, which other nodes read to show this one.
-	var debugLn net.Listener
-	if o.debugAddr != "" {
-		if debugLn, err = net.Listen("tcp", o.debugAddr); err != nil {
-			fmt.Fprintf(stderr, "scheduler: --debug-addr %s: %v (pass --debug-addr '' to disable)\n", o.debugAddr, err)
-			return exitFailure
-		}
-		defer debugLn.Close()
+	dbg, err := listenDebug(o)
+	if err != nil {
+		return fail(stderr, exitFailure, err)
 	}
-	info := scheduler.NewNodeInfo(o.nodeID)
-	if info.DebugURL, err = debugURLOf(o, debugLn); err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+	defer dbg.closeListener()
+	info, err := nodeInfo(o, dbg.ln)
+	if err != nil {
+		return fail(stderr, exitUsage, err)
 	}
-	info.Version = cluster.Version()
 	idWatch := &scheduler.IDWatch{Client: client, Layout: layout, Info: info, TTL: o.ttl, Log: log}
-	tree := scheduler.Tree(scheduler.Config{
-		Info:   info,
-		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: taskList, Log: log, Grace: o.grace,
-		// The guard is this very binary (/proc/self/exe), run as "guard".
-		Guard:     guard.Spec{Args: []string{"guard"}},
-		Output:    scheduler.LogLines(0),
-		Metrics:   schedMetrics,
-		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
-	})
-	// The debug endpoint's metrics and live stream see every event. The
-	// runtime takes its event handler before they can be built on it, so
-	// the handler reaches them through variables set before Run.
-	var (
-		metrics *debug.Metrics
-		dbg     *debug.Server
-	)
+	tree := newTree(n, client, layout, info, dbg.schedMetrics)
 	rtOpts := leasehold.Options{NodeID: o.nodeID, Logger: runtimeLog(log, o.nodeID)}
-	if o.debugAddr != "" {
-		rtOpts.OnEvent = func(e leasehold.Event) {
-			metrics.Observe(e)
-			dbg.Observe(e)
-		}
+	if dbg.on() {
+		rtOpts.OnEvent = dbg.observe
 	}
 	rt, err := leasehold.New(client, tree, rtOpts)
 	if err != nil {
-		fmt.Fprintln(stderr, "scheduler:", err)
-		return exitUsage
+		return fail(stderr, exitUsage, err)
 	}
-	if o.debugAddr != "" {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		metrics = debug.NewMetrics(reg, rt)
-		cl, err := newCluster(o, client, layout, taskList, rt, log)
+	if dbg.on() {
+		stop, err := dbg.serve(n, client, layout, rt, idWatch.Err)
 		if err != nil {
-			fmt.Fprintln(stderr, "scheduler:", err)
-			return exitFailure
+			return fail(stderr, exitFailure, err)
 		}
-		defer cl.Close()
-		dbg = debug.New(rt, debug.Options{Token: o.debugToken, PublicHealth: o.debugPublicHealth, Logger: log, Gatherer: reg, Cluster: cl, Ready: idWatch.Err})
-		defer serveDebug(debugLn, o.debugAddr, o.debugToken != "", debugTLS, dbg, log)()
+		defer stop()
 	}
-	names := make([]string, len(taskList))
-	for i, t := range taskList {
-		names[i] = t.Name + " (" + t.Schedule + ")"
-	}
-	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
-	// Says at once when another process holds this node's id.
-	idCtx, stopID := context.WithCancel(ctx)
-	idDone := make(chan struct{})
-	go func() { defer close(idDone); idWatch.Run(idCtx) }()
-	err = rt.Run(ctx)
-	stopID()
-	<-idDone
+	logStarting(o, layout, n.tasks, log)
+	err = runWithIDWatch(sigs.ctx, rt, idWatch)
 	close(sigs.stopped)
 	if err != nil {
 		log.Error("stopped", "err", err)
@@ -371,62 +391,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// keepServing keeps the embedded etcd up after this node stopped while
-// other nodes still use it, so stopping the first node of a demo cluster
-// hands over instead of taking the cluster down.
-func keepServing(sigs *signals, client *clientv3.Client, layout scheduler.Layout, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	resp, err := client.Get(ctx, layout.Node(""), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil || resp.Count == 0 {
-		return
+// nodeInfo is what the node publishes in its registry key.
+func nodeInfo(o *options, debugLn net.Listener) (scheduler.NodeInfo, error) {
+	info := scheduler.NewNodeInfo(o.nodeID)
+	var err error
+	if info.DebugURL, err = debugURLOf(o, debugLn); err != nil {
+		return info, err
 	}
-	log.Info("the embedded etcd keeps serving the other nodes; signal again to stop it", "nodes", resp.Count)
-	<-sigs.again
+	info.Version = cluster.Version()
+	return info, nil
 }
 
-// signals turns SIGINT and SIGTERM into a graceful stop: the first ends the
-// returned context; a second one exits at once, unless the tree has already
-// stopped (afterStop), when it closes again instead.
-type signals struct {
-	ctx     context.Context
-	again   chan struct{} // closed by a second signal after the tree stopped
-	stopped chan struct{} // closed when the tree has stopped
-	release func()
+// newTree is the scheduler's supervision tree, configured from the flags.
+func newTree(n *nodeConfig, client *clientv3.Client, layout scheduler.Layout, info scheduler.NodeInfo, metrics *scheduler.Metrics) *leasehold.Node {
+	o := n.o
+	return scheduler.Tree(scheduler.Config{
+		Info:   info,
+		Client: client, Layout: layout, NodeID: o.nodeID, TTL: o.ttl, Tasks: n.tasks, Log: n.log, Grace: o.grace,
+		// The guard is this very binary (/proc/self/exe), run as "guard".
+		Guard:     guard.Spec{Args: []string{"guard"}},
+		Output:    scheduler.LogLines(0),
+		Metrics:   metrics,
+		Retention: scheduler.Retention{Keep: o.keep, KeepFor: o.keepFor},
+	})
 }
 
-func watchSignals(log *slog.Logger) *signals {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &signals{ctx: ctx, again: make(chan struct{}), stopped: make(chan struct{})}
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case got := <-sig:
-			log.Info("stopping gracefully: units stop, then leases are revoked; signal again to force", "signal", got.String())
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case <-sig:
-			select {
-			case <-s.stopped:
-				close(s.again)
-			default:
-				log.Error("forced exit")
-				os.Exit(exitForced)
-			}
-		case <-done:
-		}
-	}()
-	s.release = func() {
-		signal.Stop(sig)
-		close(done)
-		cancel()
+// logStarting says which node starts, where its keys are and what it runs.
+func logStarting(o *options, layout scheduler.Layout, taskList []*tasks.Task, log *slog.Logger) {
+	names := make([]string, len(taskList))
+	for i, t := range taskList {
+		names[i] = t.Name + " (" + t.Schedule + ")"
 	}
-	return s
+	log.Info("node starting", "node", o.nodeID, "prefix", layout.Prefix, "ttl", o.ttl, "tasks", names)
+}
+
+// runWithIDWatch runs the runtime until ctx ends, with the id watch beside
+// it: it says at once when another process holds this node's id.
+func runWithIDWatch(ctx context.Context, rt *leasehold.Runtime, idWatch *scheduler.IDWatch) error {
+	idCtx, stopID := context.WithCancel(ctx)
+	idDone := make(chan struct{})
+	go func() { defer close(idDone); idWatch.Run(idCtx) }()
+	err := rt.Run(ctx)
+	stopID()
+	<-idDone
+	return err
 }
 
 // clientConfig builds the etcd client's configuration from etcdctl's TLS
@@ -443,14 +451,11 @@ func clientConfig(o *options, endpoints []string) (clientv3.Config, error) {
 	if o.cacert != "" || o.cert != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if o.cacert != "" {
-			pem, err := os.ReadFile(o.cacert)
+			roots, err := loadCAs(o.cacert)
 			if err != nil {
-				return cfg, fmt.Errorf("--cacert: %w", err)
+				return cfg, err
 			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return cfg, fmt.Errorf("--cacert %s: no PEM certificate in it", o.cacert)
-			}
+			tc.RootCAs = roots
 		}
 		if o.cert != "" {
 			pair, err := loadPair(o.cert, o.key, "--cert/--key")
@@ -471,52 +476,4 @@ func ping(ctx context.Context, c *clientv3.Client) error {
 	defer cancel()
 	_, err := c.Get(ctx, "leasehold-ping", clientv3.WithCountOnly())
 	return err
-}
-
-// serveDebug serves the debug endpoint on ln (listening on addr), over HTTPS
-// when tc is not nil, until the returned func is called.
-func serveDebug(ln net.Listener, addr string, withToken bool, tc *tls.Config, dbg *debug.Server, log *slog.Logger) func() {
-	scheme := "http://"
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
-		scheme = "https://"
-	}
-	// No WriteTimeout or ReadTimeout: live streams are long requests. The
-	// debug server sets a write deadline on every write itself.
-	srv := &http.Server{
-		Handler:           dbg.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	srv.RegisterOnShutdown(dbg.Close)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("debug endpoint stopped", "err", err)
-		}
-	}()
-	url := scheme + ln.Addr().String()
-	host, _, _ := net.SplitHostPort(addr)
-	switch {
-	case !loopback(host) && tc == nil:
-		// Anyone on the path can read the token and replay it.
-		log.Warn("debug endpoint on a non-loopback address over plain HTTP: the bearer token travels in clear; serve HTTPS with --debug-cert/--debug-key, or use a trusted network or a tunnel",
-			"tree", url+"/debug/tree", "metrics", url+"/metrics")
-	case withToken:
-		log.Info("debug endpoint (bearer token required)", "tree", url+"/debug/tree", "metrics", url+"/metrics")
-	default:
-		log.Info("debug endpoint: "+url+"/debug/tree", "metrics", url+"/metrics")
-	}
-	return func() {
-		dbg.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if srv.Shutdown(ctx) != nil {
-			_ = srv.Close()
-		}
-		<-done
-	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -83,4 +85,18 @@ func refused(err error, tc *tls.Config) error {
 		return fmt.Errorf("etcd requires a client certificate: pass --cert and --key (%w)", err)
 	}
 	return fmt.Errorf("etcd refused the client certificate (%w): check --cert against etcd's --trusted-ca-file", err)
+}
+
+// loadCAs reads a --cacert bundle, refusing a file with no certificate in
+// it rather than trusting nothing.
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cacert: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", file)
+	}
+	return roots, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/leasehold/leasehold"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/singleflight"
 )
@@ -161,6 +162,8 @@ func (c *Cluster) ClusterJSON(ctx context.Context) ([]byte, error) {
 	return json.Marshal(c.View(ctx))
 }
 
+// refresh builds a new view from the registry, the elections, the leases
+// and the trees, within Timeout (the trees within Interval), and keeps it.
 func (c *Cluster) refresh() View {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
@@ -169,28 +172,56 @@ func (c *Cluster) refresh() View {
 
 	resp, err := c.opts.Client.Get(ctx, c.opts.Members, clientv3.WithPrefix())
 	if err != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		v = c.mu.view
-		v.At, v.From, v.Members = start, c.opts.Self, c.opts.Members
-		v.EtcdError = fmt.Sprintf("cannot read the registry: %v (showing the view of %s)", err, c.mu.built.Format(time.RFC3339))
-		if v.Nodes == nil {
-			v.Nodes, v.Elections = []Node{}, []Election{}
-		}
-		c.mu.built = start
-		c.mu.view = v
-		return v
+		return c.staleView(start, err)
 	}
 	for _, prefix := range c.opts.Elections {
 		v.Elections = append(v.Elections, c.election(ctx, prefix))
 	}
 
 	// Start the fetches due, then read the leases while they run.
-	var waits []chan struct{}
-	nodes := make([]Node, 0, len(resp.Kvs))
+	nodes, seen, waits := c.startFetches(resp.Kvs)
+	c.readLeases(ctx, nodes, resp.Kvs)
+	c.readTasks(ctx, &v)
+	c.awaitTrees(start, waits)
+
 	c.mu.Lock()
-	seen := map[string]bool{}
-	for _, kv := range resp.Kvs {
+	defer c.mu.Unlock()
+	c.fillTreesLocked(start, nodes)
+	nodes = c.withGoneLocked(start, nodes, seen)
+	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	markLeaders(v.Elections, nodes)
+	v.Nodes = nodes
+	c.mu.view = v
+	c.mu.built = start
+	return v
+}
+
+// staleView is kept when the registry cannot be read: the last view, marked
+// with the error, beats an empty one while etcd is away.
+func (c *Cluster) staleView(start time.Time, err error) View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.mu.view
+	v.At, v.From, v.Members = start, c.opts.Self, c.opts.Members
+	v.EtcdError = fmt.Sprintf("cannot read the registry: %v (showing the view of %s)", err, c.mu.built.Format(time.RFC3339))
+	if v.Nodes == nil {
+		v.Nodes, v.Elections = []Node{}, []Election{}
+	}
+	c.mu.built = start
+	c.mu.view = v
+	return v
+}
+
+// startFetches turns the registry's entries into nodes (one per entry, in
+// its order, so that nodes[i] is kvs[i]) and starts the tree fetches that
+// are due, under one lock so that a node's probe is never started twice.
+// It returns the ids seen and the fetches in flight to wait for.
+func (c *Cluster) startFetches(kvs []*mvccpb.KeyValue) (nodes []Node, seen map[string]bool, waits []chan struct{}) {
+	nodes = make([]Node, 0, len(kvs))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen = map[string]bool{}
+	for _, kv := range kvs {
 		id := strings.TrimPrefix(string(kv.Key), c.opts.Members)
 		m := ParseMember(id, kv.Value)
 		n := Node{ID: id, Key: string(kv.Key), DebugURL: m.DebugURL, Version: m.Version, Started: m.Started, Status: StatusNoEndpoint}
@@ -208,21 +239,8 @@ func (c *Cluster) refresh() View {
 				n.Status, n.Error = StatusUnreachable, err.Error()
 				break
 			}
-			p := c.mu.probes[id]
-			if p == nil || p.url != url {
-				if p != nil && p.running {
-					break // the old URL's fetch ends first
-				}
-				p = &probe{url: url}
-				c.mu.probes[id] = p
-			}
-			if !p.running && time.Since(p.started) >= c.opts.Interval && !c.mu.closed {
-				p.running, p.started, p.done = true, time.Now(), make(chan struct{})
-				c.wg.Add(1)
-				go c.fetch(id, p)
-			}
-			if p.running {
-				waits = append(waits, p.done)
+			if done := c.probeLocked(id, url); done != nil {
+				waits = append(waits, done)
 			}
 		}
 		nodes = append(nodes, n)
@@ -232,15 +250,43 @@ func (c *Cluster) refresh() View {
 			delete(c.mu.probes, id)
 		}
 	}
-	c.mu.Unlock()
+	return nodes, seen, waits
+}
 
+// probeLocked starts a fetch of the node's tree at url unless one runs or
+// the last started within Interval: this is what bounds the fan-out to one
+// fetch per node. It returns the running fetch's done channel, or nil.
+func (c *Cluster) probeLocked(id, url string) chan struct{} {
+	p := c.mu.probes[id]
+	if p == nil || p.url != url {
+		if p != nil && p.running {
+			return nil // the old URL's fetch ends first
+		}
+		p = &probe{url: url}
+		c.mu.probes[id] = p
+	}
+	if !p.running && time.Since(p.started) >= c.opts.Interval && !c.mu.closed {
+		p.running, p.started, p.done = true, time.Now(), make(chan struct{})
+		c.wg.Add(1)
+		go c.fetch(id, p)
+	}
+	if p.running {
+		return p.done
+	}
+	return nil
+}
+
+// readLeases marks the nodes whose registry lease is missing or expired as
+// gone, and records the others' TTL; nodes[i] is kvs[i]. An etcd error
+// leaves a node as it is: a slow read says nothing about the node.
+func (c *Cluster) readLeases(ctx context.Context, nodes []Node, kvs []*mvccpb.KeyValue) {
 	for i := range nodes {
 		n := &nodes[i]
 		if n.LeaseID == "" {
 			n.Status, n.Error = StatusGone, "its registry key has no lease"
 			continue
 		}
-		ttl, err := c.opts.Client.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[i].Lease))
+		ttl, err := c.opts.Client.TimeToLive(ctx, clientv3.LeaseID(kvs[i].Lease))
 		switch {
 		case err != nil:
 		case ttl.TTL <= 0:
@@ -249,15 +295,24 @@ func (c *Cluster) refresh() View {
 			n.LeaseTTLMs = ttl.TTL * 1000
 		}
 	}
-	if c.opts.Tasks != nil {
-		tasks, err := c.opts.Tasks(ctx)
-		v.Tasks = tasks
-		if err != nil {
-			v.TasksError = err.Error()
-		}
-	}
+}
 
-	// Wait for the trees, at most Interval from the start.
+// readTasks adds the scheduler's tasks, if Options.Tasks is set; their
+// error goes in the view rather than failing it.
+func (c *Cluster) readTasks(ctx context.Context, v *View) {
+	if c.opts.Tasks == nil {
+		return
+	}
+	tasks, err := c.opts.Tasks(ctx)
+	v.Tasks = tasks
+	if err != nil {
+		v.TasksError = err.Error()
+	}
+}
+
+// awaitTrees waits for the fetches, at most Interval from start, so that
+// one slow node cannot hold the view back.
+func (c *Cluster) awaitTrees(start time.Time, waits []chan struct{}) {
 	wait := time.NewTimer(max(0, c.opts.Interval-time.Since(start)))
 	defer wait.Stop()
 	for _, done := range waits {
@@ -266,9 +321,12 @@ func (c *Cluster) refresh() View {
 		case <-wait.C:
 		}
 	}
+}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// fillTreesLocked gives each node its status and tree from its latest
+// fetch (this node's from Local); a fetch still running after Interval
+// shows the node unreachable.
+func (c *Cluster) fillTreesLocked(start time.Time, nodes []Node) {
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Status == StatusGone {
@@ -296,6 +354,12 @@ func (c *Cluster) refresh() View {
 		}
 		n.FetchMs = p.took.Milliseconds()
 	}
+}
+
+// withGoneLocked remembers the nodes gone since the last view and returns
+// nodes with the gone ones added, so that a vanished node stays visible for
+// Forget instead of silently disappearing.
+func (c *Cluster) withGoneLocked(start time.Time, nodes []Node, seen map[string]bool) []Node {
 	// Nodes seen before but registered no more are gone.
 	for _, old := range c.mu.view.Nodes {
 		if !seen[old.ID] && old.Status != StatusGone {
@@ -318,9 +382,15 @@ func (c *Cluster) refresh() View {
 			c.mu.gone[nodes[i].ID] = nodes[i]
 		}
 	}
-	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
-	for i := range v.Elections {
-		e := &v.Elections[i]
+	return nodes
+}
+
+// markLeaders links each election to its leader's node both ways: the node
+// lists what it leads, and the election takes the safety margin the
+// leader's own tree reports.
+func markLeaders(elections []Election, nodes []Node) {
+	for i := range elections {
+		e := &elections[i]
 		for j := range nodes {
 			if e.Leader != "" && nodes[j].ID == e.Leader {
 				nodes[j].Leads = append(nodes[j].Leads, e.Prefix)
@@ -332,10 +402,6 @@ func (c *Cluster) refresh() View {
 			}
 		}
 	}
-	v.Nodes = nodes
-	c.mu.view = v
-	c.mu.built = start
-	return v
 }
 
 // election reads one election's queue.

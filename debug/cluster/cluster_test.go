@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,42 +47,6 @@ func endpoint(t *testing.T, node string, hits *atomic.Int64) string {
 	return ts.URL
 }
 
-// blackhole accepts connections and never answers, as a firewalled or
-// hung endpoint does.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 func register(t *testing.T, c *clientv3.Client, lease clientv3.LeaseID, id, value string) {
 	t.Helper()
 	var opts []clientv3.OpOption
@@ -125,7 +88,7 @@ func TestViewShowsEveryNode(t *testing.T) {
 	started := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	register(t, c, lease.ID, "a", Member{ID: "a", DebugURL: "http://127.0.0.1:1", Version: "v1.2.3", Started: started}.Encode())
 	register(t, c, bLease.ID, "b", Member{ID: "b", DebugURL: endpoint(t, "b", &hits)}.Encode())
-	register(t, c, lease.ID, "c", Member{ID: "c", DebugURL: blackhole(t)}.Encode())
+	register(t, c, lease.ID, "c", Member{ID: "c", DebugURL: etcdtest.Blackhole(t)}.Encode())
 	register(t, c, lease.ID, "d", Member{ID: "d", DebugURL: redirect.URL}.Encode())
 	register(t, c, lease.ID, "e", Member{ID: "e", DebugURL: "file:///etc/passwd"}.Encode())
 	register(t, c, lease.ID, "f", "f")

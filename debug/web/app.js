@@ -11,10 +11,6 @@
   const views = new Map(); // node path -> view
   let receivedAt = 0; // performance.now() when the last snapshot arrived
   let snap = null;
-  let es = null;
-  let pollTimer = 0;
-  let connStatus = 'connecting';
-  let connDetail = '';
 
   // Read by tests: a reload resets loadedAt; snapshots counts updates.
   window.leasehold = { loadedAt: Date.now() + Math.random(), snapshots: 0 };
@@ -25,14 +21,7 @@
     return e;
   }
 
-  function age(ms) {
-    if (!(ms >= 0)) return '';
-    const s = Math.floor(ms / 1000);
-    if (s < 60) return s + 's';
-    if (s < 3600) return Math.floor(s / 60) + 'm' + (s % 60) + 's';
-    if (s < 86400) return Math.floor(s / 3600) + 'h' + Math.floor((s % 3600) / 60) + 'm';
-    return Math.floor(s / 86400) + 'd' + Math.floor((s % 86400) / 3600) + 'h';
-  }
+  const age = leaseholdLive.age;
 
   function makeView() {
     const v = { root: el('div', 'node'), row: el('div', 'row'), line: el('div', 'line'), children: el('div', 'children') };
@@ -205,69 +194,9 @@
     }
     setText($('at'), 'updated ' + age(elapsed) + ' ago');
     $('at').title = 'snapshot taken at ' + snap.at;
-    const stale = elapsed > 5000;
-    document.body.classList.toggle('stale', stale);
-    if (stale && connStatus !== 'disconnected') showConn('stale', 'no update for ' + age(elapsed));
-    else showConn(connStatus, connDetail);
+    feed.freshness(elapsed);
   }
 
-  function showConn(status, detail) {
-    const c = $('conn');
-    c.dataset.status = status;
-    setText($('conn-text'), status + (detail ? ': ' + detail : ''));
-  }
-
-  function setConn(status, detail) {
-    connStatus = status;
-    connDetail = detail || '';
-    showConn(status, connDetail);
-  }
-
-  async function poll() {
-    try {
-      const r = await fetch('tree.json', { cache: 'no-store', credentials: 'same-origin' });
-      if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
-      apply(await r.json());
-      if (!(es && es.readyState === EventSource.OPEN)) setConn('polling');
-    } catch (err) {
-      setConn('disconnected', String(err && err.message || err));
-    }
-  }
-
-  function startPolling() {
-    if (pollTimer) return;
-    if (connStatus !== 'disconnected') setConn('polling');
-    poll();
-    pollTimer = setInterval(poll, 1000);
-  }
-
-  function stopPolling() {
-    clearInterval(pollTimer);
-    pollTimer = 0;
-  }
-
-  function connect() {
-    if (!window.EventSource) {
-      startPolling();
-      return;
-    }
-    es = new EventSource('tree/events');
-    es.onmessage = (e) => {
-      stopPolling();
-      setConn('live');
-      apply(JSON.parse(e.data));
-    };
-    es.onerror = () => {
-      // The browser retries by itself unless the stream was refused
-      // (CLOSED); meanwhile, and after a refusal, poll.
-      if (es.readyState === EventSource.CLOSED) {
-        es = null;
-        setTimeout(connect, 10000);
-      }
-      startPolling();
-    };
-  }
-
+  const feed = leaseholdLive.feed({ json: 'tree.json', events: 'tree/events', every: 1000, apply });
   setInterval(tick, 100);
-  connect();
 })();

@@ -7,10 +7,6 @@
   const $ = (id) => document.getElementById(id);
   let view = null;
   let receivedAt = 0;
-  let es = null;
-  let pollTimer = 0;
-  let connStatus = 'connecting';
-  let connDetail = '';
   const countdowns = []; // [element, safety ms at the view, ttl ms]
 
   // Read by tests: a reload resets loadedAt; views counts updates.
@@ -23,14 +19,7 @@
     return e;
   }
 
-  function age(ms) {
-    if (!(ms >= 0)) return '';
-    const s = Math.floor(ms / 1000);
-    if (s < 60) return s + 's';
-    if (s < 3600) return Math.floor(s / 60) + 'm' + (s % 60) + 's';
-    if (s < 86400) return Math.floor(s / 3600) + 'h' + Math.floor((s % 3600) / 60) + 'm';
-    return Math.floor(s / 86400) + 'd' + Math.floor((s % 86400) / 3600) + 'h';
-  }
+  const age = leaseholdLive.age;
 
   function time(iso) {
     if (!iso) return '';
@@ -191,67 +180,9 @@
       e.textContent = (left / 1000).toFixed(1) + ' s safe' + (ttl ? ' / ' + ttl / 1000 + ' s' : '');
     }
     $('at').textContent = 'updated ' + age(elapsed) + ' ago';
-    const stale = elapsed > 5000;
-    document.body.classList.toggle('stale', stale);
-    if (stale && connStatus !== 'disconnected') showConn('stale', 'no update for ' + age(elapsed));
-    else showConn(connStatus, connDetail);
+    feed.freshness(elapsed);
   }
 
-  function showConn(status, detail) {
-    const c = $('conn');
-    c.dataset.status = status;
-    $('conn-text').textContent = status + (detail ? ': ' + detail : '');
-  }
-
-  function setConn(status, detail) {
-    connStatus = status;
-    connDetail = detail || '';
-    showConn(status, connDetail);
-  }
-
-  async function poll() {
-    try {
-      const r = await fetch('cluster.json', { cache: 'no-store', credentials: 'same-origin' });
-      if (!r.ok) throw new Error(r.status + ' ' + r.statusText);
-      apply(await r.json());
-      if (!(es && es.readyState === EventSource.OPEN)) setConn('polling');
-    } catch (err) {
-      setConn('disconnected', String(err && err.message || err));
-    }
-  }
-
-  function startPolling() {
-    if (pollTimer) return;
-    if (connStatus !== 'disconnected') setConn('polling');
-    poll();
-    pollTimer = setInterval(poll, 2000);
-  }
-
-  function stopPolling() {
-    clearInterval(pollTimer);
-    pollTimer = 0;
-  }
-
-  function connect() {
-    if (!window.EventSource) {
-      startPolling();
-      return;
-    }
-    es = new EventSource('cluster/events');
-    es.onmessage = (e) => {
-      stopPolling();
-      setConn('live');
-      apply(JSON.parse(e.data));
-    };
-    es.onerror = () => {
-      if (es.readyState === EventSource.CLOSED) {
-        es = null;
-        setTimeout(connect, 10000);
-      }
-      startPolling();
-    };
-  }
-
+  const feed = leaseholdLive.feed({ json: 'cluster.json', events: 'cluster/events', every: 2000, apply });
   setInterval(tick, 100);
-  connect();
 })();

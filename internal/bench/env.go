@@ -35,6 +35,10 @@ type Config struct {
 	CrashTrials int
 	// TeardownSizes are the numbers of services in the teardown runs.
 	TeardownSizes []int
+	// TeardownTrials is how many times each side tears down each size (the
+	// sides alternating); the table shows the median trial. One teardown of
+	// thousands of services varies by half between runs on a small machine.
+	TeardownTrials int
 	// SlowStop is how long each service of the slow teardown variant takes
 	// to return once asked to stop.
 	SlowStop time.Duration
@@ -58,9 +62,10 @@ func DefaultConfig() Config {
 		HandoverWait:  200 * time.Millisecond,
 		FloorTrials:   100,
 		CrashTrials:   10,
-		TeardownSizes: []int{10, 1000, 10000},
-		SlowStop:      50 * time.Millisecond,
-		Idle:          20 * time.Second,
+		TeardownSizes:  []int{10, 1000, 10000},
+		TeardownTrials: 5,
+		SlowStop:       50 * time.Millisecond,
+		Idle:           20 * time.Second,
 		Candidates:    []int{1, 10, 100},
 		Changes:       5,
 	}
@@ -74,8 +79,9 @@ func QuickConfig() Config {
 		HandoverWait:  150 * time.Millisecond,
 		FloorTrials:   5,
 		CrashTrials:   1,
-		TeardownSizes: []int{10, 100},
-		SlowStop:      50 * time.Millisecond,
+		TeardownSizes:  []int{10, 100},
+		TeardownTrials: 1,
+		SlowStop:       50 * time.Millisecond,
 		Idle:          2 * time.Second,
 		Candidates:    []int{1, 3},
 		Changes:       1,
@@ -86,7 +92,7 @@ func QuickConfig() Config {
 // Validate reports the first size that cannot be run.
 func (c Config) Validate() error {
 	switch {
-	case c.SplitTrials < 1, c.Handovers < 1, c.FloorTrials < 1, c.CrashTrials < 1, c.Changes < 1:
+	case c.SplitTrials < 1, c.Handovers < 1, c.FloorTrials < 1, c.CrashTrials < 1, c.Changes < 1, c.TeardownTrials < 1:
 		return errors.New("every trial count must be at least 1")
 	case len(c.TeardownSizes) == 0 || len(c.Candidates) == 0:
 		return errors.New("give at least one teardown size and one candidate count")

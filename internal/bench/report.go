@@ -60,7 +60,7 @@ func (r *Report) Markdown(w io.Writer) {
 			ms(t.Took), ms(t.SlowTook), c.SlowStop, t.Goroutines, bytesIEC(t.HeapBytes))
 	}
 	for _, t := range r.Teardown {
-		row(fmt.Sprintf("4. Teardown of one lease subtree of %s services: lease lost → all returned; per service, the lease's own cost spread over them (baseline: plain suture supervisor cancelled → Serve returned)", thousands(t.Leasehold.Services)),
+		row(fmt.Sprintf("4. Teardown of one lease subtree of %s services: lease lost → all returned; per service, the lease's own cost spread over them (baseline: plain suture supervisor cancelled → Serve returned)%s", thousands(t.Leasehold.Services), c.trialsNote()),
 			td(t.Leasehold), td(t.Naive))
 	}
 
@@ -192,4 +192,13 @@ func (r *Report) Details(w io.Writer) {
 		fmt.Fprintf(w, "  first change by client (c0 = old leader, c1 = successor) and method (renewals excluded), leasehold: %s\n", strings.Join(r.ChangeMethods[i].Leasehold, " "))
 		fmt.Fprintf(w, "  first change by client and method, baseline:  %s\n", strings.Join(r.ChangeMethods[i].Naive, " "))
 	}
+}
+
+// trialsNote says which teardown trial the table shows, when there are
+// several.
+func (c Config) trialsNote() string {
+	if c.TeardownTrials <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("; median of %d", c.TeardownTrials)
 }

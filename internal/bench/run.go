@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,17 +66,45 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	overruns.Store(0)
-	sides := []side{leaseholdSide, naiveSide}
-	both := func(f func(s side) error) error {
-		for _, s := range sides {
-			if err := f(s); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
-			}
+	// The steps run in this order, each filling its part of r; the first
+	// error ends the run.
+	for _, step := range []func(context.Context, *Report) error{
+		e.measureIdle,      // 5a
+		e.measureSplit,     // 1
+		e.measureHandovers, // 2
+		e.measureStepDowns, // 2b, and the floor
+		e.measureCrashes,   // 3
+		e.measureChanges,   // 5b
+		e.measureTeardowns, // 4, last: it is the heaviest on memory
+	} {
+		if err := step(ctx, r); err != nil {
+			return nil, err
 		}
-		return nil
 	}
+	r.Overruns = overruns.Load()
+	r.Took = time.Since(r.Started)
+	return r, nil
+}
 
-	// 5a. Idle cost: both sides at once, each counted on its own client.
+// sides are the two implementations every paired measurement compares, in
+// the order they run.
+var sides = []side{leaseholdSide, naiveSide}
+
+// bothSides runs f for each side in turn, so that the sides alternate trial
+// by trial and share the machine's state; an error names its side.
+func bothSides(f func(s side) error) error {
+	for _, s := range sides {
+		if err := f(s); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// measureIdle counts the idle etcd cost of both sides at once, each on its
+// own client, so that the count takes Idle once rather than twice.
+func (e *env) measureIdle(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	e.logf("idle etcd cost for %s", cfg.Idle)
 	idle := make(chan error, 2)
 	for _, s := range sides {
@@ -93,13 +123,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			idleErr = err
 		}
 	}
-	if idleErr != nil {
-		return nil, idleErr
-	}
+	return idleErr
+}
 
-	// 1. Split-brain window; the sides alternate trial by trial.
+// measureSplit measures the split-brain window under a partition; the
+// sides alternate trial by trial.
+func (e *env) measureSplit(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	for i := range cfg.SplitTrials {
-		if err := both(func(s side) error {
+		if err := bothSides(func(s side) error {
 			st, err := e.splitTrial(ctx, s)
 			if err != nil {
 				return fmt.Errorf("split-brain trial %d: %w", i+1, err)
@@ -110,11 +142,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				i+1, cfg.SplitTrials, s.name, signedMs(st.Window), ms(st.OldLast), ms(st.NewFirst))
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	// 2. Graceful handovers, phase by phase, and the physical floor.
+// measureHandovers measures graceful handovers phase by phase: how long
+// the leader waits before stopping decides which of etcd's paths the
+// successor's watch takes.
+func (e *env) measureHandovers(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	for _, ph := range []struct {
 		name string
 		wait func() time.Duration
@@ -124,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"leader stops within 100 ms", func() time.Duration { return rand.N(100 * time.Millisecond) }, &r.HandoverShort},
 		{"leader stops at once", func() time.Duration { return 0 }, &r.HandoverNow},
 	} {
-		if err := both(func(s side) error {
+		if err := bothSides(func(s side) error {
 			got, err := e.handovers(ctx, s, cfg.Handovers, ph.wait)
 			if err != nil {
 				return fmt.Errorf("handovers (%s): %w", ph.name, err)
@@ -133,23 +171,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			e.logf("handovers, %s, %s: p50 %s ms, p99 %s ms, %d over 50 ms", ph.name, s.name, ms(got.Percentile(50)), ms(got.Percentile(99)), got.Above(50*time.Millisecond))
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	// 2b. Leadership moved on purpose, next to a graceful stop.
+	return nil
+}
+
+// measureStepDowns measures leadership moved on purpose next to a graceful
+// stop, then the physical floor the handovers are compared with.
+func (e *env) measureStepDowns(ctx context.Context, r *Report) error {
+	cfg := r.Config
+	var err error
 	if r.StepDown, r.StepDownStop, err = e.stepDowns(ctx, min(cfg.Handovers, 50), cfg.HandoverWait); err != nil {
-		return nil, fmt.Errorf("step-downs: %w", err)
+		return fmt.Errorf("step-downs: %w", err)
 	}
 	e.logf("step-down: p50 %s ms, p99 %s ms; graceful stop: p50 %s ms, p99 %s ms",
 		ms(r.StepDown.Percentile(50)), ms(r.StepDown.Percentile(99)), ms(r.StepDownStop.Percentile(50)), ms(r.StepDownStop.Percentile(99)))
 	if r.Floor, r.RoundTrip, err = e.floor(ctx, cfg.FloorTrials); err != nil {
-		return nil, fmt.Errorf("handover floor: %w", err)
+		return fmt.Errorf("handover floor: %w", err)
 	}
 	e.logf("handover floor: p50 %s ms; one read: p50 %s ms", ms(r.Floor.Percentile(50)), ms(r.RoundTrip.Percentile(50)))
+	return nil
+}
 
-	// 3. Crash failover.
+// measureCrashes measures failover after a SIGKILLed leader, the sides
+// alternating trial by trial.
+func (e *env) measureCrashes(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	for i := range cfg.CrashTrials {
-		if err := both(func(s side) error {
+		if err := bothSides(func(s side) error {
 			d, err := e.crashTrial(ctx, s)
 			if err != nil {
 				return fmt.Errorf("crash trial %d: %w", i+1, err)
@@ -159,15 +209,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			e.logf("crash failover %d/%d %s: %s ms", i+1, cfg.CrashTrials, s.name, ms(d))
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	// 5b. Leader-change cost.
+// measureChanges counts the etcd requests of one leader change for each
+// number of waiting candidates, to show whether the cost grows with them.
+func (e *env) measureChanges(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	for _, n := range cfg.Candidates {
 		var p Pair[Ints]
 		var pm Pair[[]string]
-		if err := both(func(s side) error {
+		if err := bothSides(func(s side) error {
 			got, methods, err := e.leaderChangeCost(ctx, s, n, cfg.Changes)
 			if err != nil {
 				return fmt.Errorf("leader change with %d candidates: %w", n, err)
@@ -176,36 +231,59 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			e.logf("leader change, %d candidates, %s: %v requests", n, s.name, got)
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 		r.Change = append(r.Change, p)
 		r.ChangeMethods = append(r.ChangeMethods, pm)
 	}
+	return nil
+}
 
-	// 4. Teardown, last: it is the heaviest on memory.
+// measureTeardowns tears down subtrees of each size, leasehold against a
+// plain suture supervisor: TeardownTrials times each with instant services,
+// the sides alternating, keeping the median trial; then once each with slow
+// services.
+func (e *env) measureTeardowns(ctx context.Context, r *Report) error {
+	cfg := r.Config
 	for _, n := range cfg.TeardownSizes {
-		var p Pair[Teardown]
-		var lh, lhSlow, su, suSlow Teardown
-		for _, m := range []struct {
-			impl string
-			slow time.Duration
-			into *Teardown
-		}{{"leasehold", 0, &lh}, {"leasehold", cfg.SlowStop, &lhSlow}, {"suture", 0, &su}, {"suture", cfg.SlowStop, &suSlow}} {
-			if *m.into, err = e.teardown(ctx, m.impl, n, m.slow); err != nil {
-				return nil, fmt.Errorf("%s teardown of %d services (stopping in %s): %w", m.impl, n, m.slow, err)
+		var lh, su []Teardown
+		for range cfg.TeardownTrials {
+			for _, m := range []struct {
+				impl string
+				into *[]Teardown
+			}{{"leasehold", &lh}, {"suture", &su}} {
+				t, err := e.teardown(ctx, m.impl, n, 0)
+				if err != nil {
+					return fmt.Errorf("%s teardown of %d services: %w", m.impl, n, err)
+				}
+				overruns.Add(t.Overruns)
+				*m.into = append(*m.into, t)
 			}
 		}
-		p.Leasehold, p.Naive = lh, su
-		overruns.Add(lh.Overruns + lhSlow.Overruns)
-		p.Leasehold.SlowTook, p.Naive.SlowTook = lhSlow.Took, suSlow.Took
+		p := Pair[Teardown]{Leasehold: medianTeardown(lh), Naive: medianTeardown(su)}
+		for _, m := range []struct {
+			impl string
+			into *Teardown
+		}{{"leasehold", &p.Leasehold}, {"suture", &p.Naive}} {
+			t, err := e.teardown(ctx, m.impl, n, cfg.SlowStop)
+			if err != nil {
+				return fmt.Errorf("%s teardown of %d services (stopping in %s): %w", m.impl, n, cfg.SlowStop, err)
+			}
+			overruns.Add(t.Overruns)
+			m.into.SlowTook = t.Took
+		}
 		r.Teardown = append(r.Teardown, p)
-		e.logf("teardown of %d: leasehold %s ms (slow %s ms), suture %s ms (slow %s ms)",
-			n, ms(lh.Took), ms(lhSlow.Took), ms(su.Took), ms(suSlow.Took))
+		e.logf("teardown of %d: leasehold %s ms (slow %s ms), suture %s ms (slow %s ms); medians of %d",
+			n, ms(p.Leasehold.Took), ms(p.Leasehold.SlowTook), ms(p.Naive.Took), ms(p.Naive.SlowTook), cfg.TeardownTrials)
 	}
+	return nil
+}
 
-	r.Overruns = overruns.Load()
-	r.Took = time.Since(r.Started)
-	return r, nil
+// medianTeardown is the trial with the median teardown time (the lower
+// middle one of an even count), with its own footprint.
+func medianTeardown(ts []Teardown) Teardown {
+	s := slices.SortedFunc(slices.Values(ts), func(a, b Teardown) int { return cmp.Compare(a.Took, b.Took) })
+	return s[(len(s)-1)/2]
 }
 
 // floor measures the physical floor of a handover, and the round trip of
