@@ -57,35 +57,35 @@ type Config struct {
 // DefaultConfig is the run the README publishes.
 func DefaultConfig() Config {
 	return Config{
-		SplitTrials:   20,
-		Handovers:     200,
-		HandoverWait:  200 * time.Millisecond,
-		FloorTrials:   100,
-		CrashTrials:   10,
+		SplitTrials:    20,
+		Handovers:      200,
+		HandoverWait:   200 * time.Millisecond,
+		FloorTrials:    100,
+		CrashTrials:    10,
 		TeardownSizes:  []int{10, 1000, 10000},
 		TeardownTrials: 5,
 		SlowStop:       50 * time.Millisecond,
 		Idle:           20 * time.Second,
-		Candidates:    []int{1, 10, 100},
-		Changes:       5,
+		Candidates:     []int{1, 10, 100},
+		Changes:        5,
 	}
 }
 
 // QuickConfig is a tiny run that exercises every measurement, for CI.
 func QuickConfig() Config {
 	return Config{
-		SplitTrials:   1,
-		Handovers:     5,
-		HandoverWait:  150 * time.Millisecond,
-		FloorTrials:   5,
-		CrashTrials:   1,
+		SplitTrials:    1,
+		Handovers:      5,
+		HandoverWait:   150 * time.Millisecond,
+		FloorTrials:    5,
+		CrashTrials:    1,
 		TeardownSizes:  []int{10, 100},
 		TeardownTrials: 1,
 		SlowStop:       50 * time.Millisecond,
-		Idle:          2 * time.Second,
-		Candidates:    []int{1, 3},
-		Changes:       1,
-		Quick:         true,
+		Idle:           2 * time.Second,
+		Candidates:     []int{1, 3},
+		Changes:        1,
+		Quick:          true,
 	}
 }
 
