@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -64,28 +62,8 @@ type debugNode struct {
 func startDebugNode(t *testing.T, id, endpoint, prefix, tasksFile, logDir string) *debugNode {
 	t.Helper()
 	addr := freePort(t)
-	cmd := exec.Command(os.Args[0], "--endpoints", endpoint, "--node-id", id, "--prefix", prefix,
+	n := spawnNode(t, id, logDir, []string{debugTokenEnv + "=" + testToken}, "--endpoints", endpoint, "--node-id", id, "--prefix", prefix,
 		"--ttl", "2s", "--tasks", tasksFile, "--debug-addr", addr, "--log-format", "json")
-	cmd.Env = append(os.Environ(), mainEnv+"=1", "GORACE=atexit_sleep_ms=0", debugTokenEnv+"="+testToken)
-	logFile, err := os.Create(filepath.Join(logDir, id+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{id: id, cmd: cmd, exit: make(chan error, 1)}
-	go func() { n.exit <- cmd.Wait(); logFile.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exit:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-n.exit
-		}
-	})
 	return &debugNode{node: n, addr: addr}
 }
 

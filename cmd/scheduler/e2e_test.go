@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,11 +32,20 @@ type node struct {
 
 func startNode(t *testing.T, id, endpoint, tasksFile, logDir string) *node {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "--endpoints", endpoint, "--node-id", id, "--prefix", e2ePrefix,
+	return spawnNode(t, id, logDir, nil, "--endpoints", endpoint, "--node-id", id, "--prefix", e2ePrefix,
 		"--ttl", "2s", "--grace", "1m", "--tasks", tasksFile, "--debug-addr", "", "--log-format", "json", "--log-level", "debug")
+}
+
+// spawnNode starts this test binary as scheduler process id with args and
+// env added to the environment, logging to logDir/id.log, and stops it when
+// the test ends: resumed (it may have been SIGSTOPped), then SIGTERM, then
+// SIGKILL after 30s.
+func spawnNode(t *testing.T, id, logDir string, env []string, args ...string) *node {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
 	// GORACE: a race-built guard otherwise sleeps 1s at exit.
-	cmd.Env = append(os.Environ(), mainEnv+"=1", "GORACE=atexit_sleep_ms=0")
-	logFile, err := os.Create(logDir + "/" + id + ".log")
+	cmd.Env = append(append(os.Environ(), mainEnv+"=1", "GORACE=atexit_sleep_ms=0"), env...)
+	logFile, err := os.Create(filepath.Join(logDir, id+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
