@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/leasehold/leasehold/clock"
@@ -53,14 +52,12 @@ func (g *Group) Add(child *Node) error {
 	// Listed before it can start, so that the deadline's watchdog and
 	// snapshots see it from its first run.
 	cn := g.n.rt.build(resolved(spec, g.n.rt.opts.Clock), g.n)
-	g.n.mu.Lock()
-	g.n.mu.sub.dynamic = append(g.n.mu.sub.dynamic, cn)
-	g.n.mu.Unlock()
+	g.n.listDynamic(cn)
 	err = g.kids.Add(cn)
 	if err == nil {
 		return nil
 	}
-	g.unlist(cn)
+	g.n.unlistDynamic(cn)
 	if errors.Is(err, supervisor.ErrStopping) {
 		return fmt.Errorf("%w: cannot add %s", ErrGroupStopped, cn.path)
 	}
@@ -81,12 +78,6 @@ func (g *Group) Remove(ctx context.Context, name string) error {
 
 // Names lists the children added by Add that are still in the group.
 func (g *Group) Names() []string { return g.kids.Names() }
-
-func (g *Group) unlist(cn *node) {
-	g.n.mu.Lock()
-	defer g.n.mu.Unlock()
-	g.n.mu.sub.dynamic = slices.DeleteFunc(g.n.mu.sub.dynamic, func(c *node) bool { return c == cn })
-}
 
 // Ready tells an Ordered parent that the service whose context ctx is has
 // finished starting, so its next sibling may start (see AwaitReady). It
@@ -175,12 +166,7 @@ func (h *termHost) Paused(d time.Duration) {
 	n.rt.log.Warn("too many failures; pausing restarts", "node", n.path, "for", d)
 }
 
-func (h *termHost) Removed(m supervisor.Member) {
-	n := h.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.mu.sub.dynamic = slices.DeleteFunc(n.mu.sub.dynamic, func(c *node) bool { return c == m })
-}
+func (h *termHost) Removed(m supervisor.Member) { h.n.unlistDynamic(m.(*node)) }
 
 func (h *termHost) Go(f func()) { h.n.rt.background(f) }
 

@@ -2,6 +2,7 @@ package leasehold
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +84,20 @@ func (n *node) allChildren() []*node {
 }
 
 // build makes the live nodes of a resolved tree (see resolved).
+// listDynamic adds c, a child added at run time, to n's children.
+func (n *node) listDynamic(c *node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.sub.dynamic = append(n.mu.sub.dynamic, c)
+}
+
+// unlistDynamic removes c from n's children added at run time.
+func (n *node) unlistDynamic(c *node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.sub.dynamic = slices.DeleteFunc(n.mu.sub.dynamic, func(d *node) bool { return d == c })
+}
+
 func (r *Runtime) build(s *nodeSpec, parent *node) *node {
 	n := &node{rt: r, spec: s, parent: parent, path: s.Name}
 	if parent != nil {
