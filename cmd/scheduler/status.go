@@ -89,6 +89,23 @@ func (c *readCmd) client(stderr io.Writer) (*clientv3.Client, bool) {
 	return cl, true
 }
 
+// read connects to etcd and runs f within the command's timeout; it
+// reports false, having said why on stderr, when either fails.
+func (c *readCmd) read(stderr io.Writer, f func(context.Context, *clientv3.Client) error) bool {
+	cl, ok := c.client(stderr)
+	if !ok {
+		return false
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if err := f(ctx, cl); err != nil {
+		fmt.Fprintf(stderr, "scheduler %s: cannot read etcd at %s: %v\n", c.name, c.o.endpoints, err)
+		return false
+	}
+	return true
+}
+
 func (c *readCmd) write(stdout, stderr io.Writer, v any, text func() error) int {
 	var err error
 	if c.output == "json" {
@@ -112,17 +129,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if code, ok := c.parse(args, "usage: scheduler status [flags]: nodes, leader and tasks, read from etcd", stderr); !ok {
 		return code
 	}
-	cl, ok := c.client(stderr)
-	if !ok {
-		return exitFailure
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
 	now := time.Now()
-	st, err := scheduler.ReadStatus(ctx, cl, scheduler.NewLayout(c.o.prefix), now)
-	if err != nil {
-		fmt.Fprintf(stderr, "scheduler status: cannot read etcd at %s: %v\n", c.o.endpoints, err)
+	var st *scheduler.Status
+	if !c.read(stderr, func(ctx context.Context, cl *clientv3.Client) (err error) {
+		st, err = scheduler.ReadStatus(ctx, cl, scheduler.NewLayout(c.o.prefix), now)
+		return err
+	}) {
 		return exitFailure
 	}
 	return c.write(stdout, stderr, st, func() error { return st.WriteText(stdout, now) })
@@ -142,16 +154,11 @@ func runRuns(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scheduler runs: -n %d: use 0 for all, or a positive count\n", q.Limit)
 		return exitUsage
 	}
-	cl, ok := c.client(stderr)
-	if !ok {
-		return exitFailure
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	runs, err := scheduler.ReadRuns(ctx, cl, scheduler.NewLayout(c.o.prefix), q)
-	if err != nil {
-		fmt.Fprintf(stderr, "scheduler runs: cannot read etcd at %s: %v\n", c.o.endpoints, err)
+	var runs []scheduler.Run
+	if !c.read(stderr, func(ctx context.Context, cl *clientv3.Client) (err error) {
+		runs, err = scheduler.ReadRuns(ctx, cl, scheduler.NewLayout(c.o.prefix), q)
+		return err
+	}) {
 		return exitFailure
 	}
 	if runs == nil {
