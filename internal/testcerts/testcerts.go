@@ -53,16 +53,9 @@ type Options struct {
 func NewCA(t testing.TB, dir, name string) *CA {
 	t.Helper()
 	key := newKey(t)
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
+	tmpl := template(t, name, time.Now())
+	tmpl.KeyUsage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	tmpl.BasicConstraintsValid, tmpl.IsCA = true, true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatalf("testcerts: CA %s: %v", name, err)
@@ -82,13 +75,7 @@ func (ca *CA) Issue(t testing.TB, dir, name string, usage Usage, o Options) Pair
 	t.Helper()
 	key := newKey(t)
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
+	tmpl := template(t, name, now)
 	if o.Expired {
 		tmpl.NotBefore, tmpl.NotAfter = now.Add(-48*time.Hour), now.Add(-time.Hour)
 	}
@@ -112,6 +99,19 @@ func (ca *CA) Issue(t testing.TB, dir, name string, usage Usage, o Options) Pair
 	writePEM(t, p.Cert, "CERTIFICATE", der)
 	writePEM(t, p.Key, "PRIVATE KEY", keyDER)
 	return p
+}
+
+// template is a certificate for name valid from an hour before now to a
+// day after, for signatures; callers add what their kind needs.
+func template(t testing.TB, name string, now time.Time) *x509.Certificate {
+	t.Helper()
+	return &x509.Certificate{
+		SerialNumber: serial(t),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
