@@ -296,6 +296,17 @@ func (n *node) lead(ctx, writeCtx context.Context, base history.Event, guard, wr
 		}
 		return true
 	}
+	// next waits for t's next tick, or for the end of ctx unless the node
+	// is being stubborn (then it keeps the pace).
+	next := func(t *time.Ticker) {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			if stubbornUntil.Load() != 0 {
+				<-t.C
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(n.cfg.WriteEvery)
@@ -316,13 +327,7 @@ func (n *node) lead(ctx, writeCtx context.Context, base history.Event, guard, wr
 			e = write(wctx, e)
 			cancel()
 			_ = n.hist.Append(e)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				if stubbornUntil.Load() != 0 {
-					<-t.C
-				}
-			}
+			next(t)
 		}
 	})
 	acquired, refused := false, false
@@ -352,13 +357,7 @@ func (n *node) lead(ctx, writeCtx context.Context, base history.Event, guard, wr
 			}
 			_ = n.hist.Append(e)
 		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			if stubbornUntil.Load() != 0 {
-				<-t.C
-			}
-		}
+		next(t)
 	}
 	wg.Wait()
 	e := base
