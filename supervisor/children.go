@@ -71,7 +71,6 @@ type Children struct {
 
 type dynamicChild struct {
 	c         *child
-	token     suture.ServiceToken
 	forgotten sync.Once // dropped from the group once removed and returned
 }
 

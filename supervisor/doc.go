@@ -24,8 +24,10 @@
 //
 // What suture does here, and what it does not. suture runs the members:
 // one goroutine per member, started when the group starts or a member is
-// added, removed with RemoveAndWait; every service is a plain
-// suture.Service, so any suture service works unchanged. The engine does
+// added, and let go when the member returns suture.ErrDoNotRestart, which
+// it does once done for the term (removed, stopped, or ended for good);
+// every service is a plain suture.Service, so any suture service works
+// unchanged. The engine does
 // not use suture's restart policy or its stop, on purpose:
 //   - suture counts failures per supervisor with a decaying score and pauses
 //     the whole supervisor past a threshold; OTP semantics (strategies,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 )
 
 // Errors of Add and Remove; the front door wraps them in its own.
@@ -32,7 +31,8 @@ func (g *Children) Add(m Member) error {
 	}
 	c := newChild(m, g)
 	g.mu.kids = append(g.mu.kids, c)
-	g.mu.dynamic[m.Name()] = &dynamicChild{c: c, token: g.sup.Add(c)}
+	g.mu.dynamic[m.Name()] = &dynamicChild{c: c}
+	g.sup.Add(c)
 	return nil
 }
 
@@ -62,22 +62,19 @@ func (g *Children) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// forget drops a removed member that has returned. During teardown the
-// term's end does that, and suture is stopping anyway.
+// forget drops a removed member that has returned. suture needs no word:
+// the member's goroutine returns suture.ErrDoNotRestart, and suture lets go
+// of it by itself. (Asking suture to remove it could block suture's loop
+// for good: it notifies RemoveAndWait on an unbuffered channel, which no
+// one reads once suture's own stop has made RemoveAndWait give up.)
 func (g *Children) forget(d *dynamicChild) {
 	name := d.c.m.Name()
 	g.mu.Lock()
-	stopping := g.mu.stopping
 	if g.mu.dynamic[name] == d {
 		delete(g.mu.dynamic, name)
 	}
 	g.mu.kids = slices.DeleteFunc(g.mu.kids, func(c *child) bool { return c == d.c })
 	g.mu.Unlock()
-	if !stopping {
-		// The child has returned and waits for suture to let go of it (or
-		// suture already has, for a child that ended for good).
-		_ = g.sup.RemoveAndWait(d.token, time.Second)
-	}
 	g.host.Removed(d.c.m)
 	g.notify()
 }

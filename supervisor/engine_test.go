@@ -461,3 +461,41 @@ func TestSutureBackoffPausesInsteadOfEscalating(t *testing.T) {
 		}
 	})
 }
+
+// Regression: a Remove whose member had already returned, racing the
+// group's stop, could leave suture's loop blocked for good on a
+// notification that RemoveAndWait had stopped waiting for (it gave up when
+// suture's context ended), so the group's Run never returned. Removal no
+// longer calls into suture: a member done for the term returns to suture,
+// which lets go of it by itself.
+func TestRemoveRacingTheStopNeverHangsTheGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk, j := newBubbleClock(), &journal{}
+		for i := range 5000 {
+			host := newHost(clk, j)
+			r := start(t, clk, otp.GroupRules{}, host)
+			// As a runtime does while any of its services runs (and Remove
+			// is called by one), the host has work in flight: its Go may
+			// be called while the group stops.
+			inFlight := make(chan struct{})
+			host.Go(func() { <-inFlight })
+			synctest.Wait() // running: Add needs suture started
+			if err := r.g.Add(member(j, "d", otp.ChildRules{}, nil)); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if i%2 == 0 {
+				go func() { _ = r.g.Remove(context.Background(), "d") }()
+				r.cancel()
+			} else {
+				go r.cancel()
+				_ = r.g.Remove(context.Background(), "d")
+			}
+			synctest.Wait()
+			if !r.returned() {
+				t.Fatalf("iteration %d: the group's Run did not return after a Remove raced its stop", i)
+			}
+			close(inFlight)
+		}
+	})
+}
