@@ -128,11 +128,14 @@ func TestRollingTasksChange(t *testing.T) {
 	layout := NewLayout("/rolling")
 	marks := filepath.Join(t.TempDir(), "marks")
 	// Each run prints a start and an end mark with its identity and
-	// definition version; a run lasts 200ms, so a stop can catch one.
+	// definition version; a run lasts 200ms, so a stop can catch one. The
+	// end mark's date ignores the stop's SIGTERM, so a stop that lands on
+	// it cannot leave the mark without its time (the shell's trap then
+	// adds a killed mark after it).
 	cmd := func(version string) string {
 		return fmt.Sprintf(`m="$LEASEHOLD_TASK $LEASEHOLD_SLOT $LEASEHOLD_ATTEMPT $LEASEHOLD_NODE %[1]s"; `+
 			`trap 'echo "killed $m $(date +%%s%%N)" >> %[2]s; exit 143' TERM; `+
-			`echo "start $m $(date +%%s%%N)" >> %[2]s; sleep 0.2; echo "end $m $(date +%%s%%N)" >> %[2]s`, version, marks)
+			`echo "start $m $(date +%%s%%N)" >> %[2]s; sleep 0.2; echo "end $m $(trap '' TERM; date +%%s%%N)" >> %[2]s`, version, marks)
 	}
 	file := func(version string, names ...string) []*tasks.Task {
 		var b strings.Builder
@@ -240,7 +243,9 @@ func TestRollingTasksChange(t *testing.T) {
 			open[id] = s
 			spans[run] = append(spans[run], s)
 		case "end", "killed":
-			if s := open[id]; s != nil {
+			// A killed mark after the end mark is a stop that came as the
+			// run was writing its end: it had run to its end.
+			if s := open[id]; s != nil && !s.finished {
 				s.end, s.finished = at, what == "end"
 			}
 		}
